@@ -1,0 +1,108 @@
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from textdiffusion.cli import main
+
+
+def run(*args, timeout=120):
+    return subprocess.run(
+        [sys.executable, "-m", "textdiffusion", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def test_help_lists_the_subcommands():
+    result = run("--help")
+    assert result.returncode == 0
+    for name in ("train", "generate", "infill", "eval"):
+        assert name in result.stdout
+
+
+def test_train_three_steps_then_generate_infill_eval(tmp_path, corpus_file):
+    out = tmp_path / "model"
+    result = run(
+        "train",
+        "--out",
+        str(out),
+        "--data",
+        str(corpus_file),
+        "--preset",
+        "tiny",
+        "--max-len",
+        "32",
+        "--steps",
+        "3",
+        "--batch-size",
+        "4",
+        "--warmup-steps",
+        "1",
+        "--device",
+        "cpu",
+        "--quiet",
+    )
+    assert result.returncode == 0, result.stderr
+    assert (out / "model.safetensors").is_file() and (out / "train_args.json").is_file()
+    assert "train config:" in result.stderr  # the resolved config is printed
+
+    result = run(
+        "generate", "--model", str(out), "--n", "2", "--length", "20", "--steps", "4", "--json"
+    )
+    assert result.returncode == 0, result.stderr
+    texts = json.loads(result.stdout)["texts"]
+    assert len(texts) == 2 and all(len(t) == 20 for t in texts)
+
+    result = run(
+        "generate", "--model", str(out), "--n", "1", "--length", "20", "--steps", "4", "--show"
+    )
+    assert result.returncode == 0 and "step 4" in result.stderr  # the refinement is shown
+
+    result = run(
+        "infill", "The ___ sat.", "--model", str(out), "--steps", "4", "--blank-length", "3"
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("The ") and result.stdout.rstrip("\n").endswith(" sat.")
+
+    result = run(
+        "eval",
+        "--model",
+        str(out),
+        "--data",
+        str(corpus_file),
+        "--samples",
+        "2",
+        "--max-windows",
+        "4",
+        "--json",
+    )
+    report = json.loads(result.stdout)
+    for key in ("nll_per_token", "perplexity_bound", "bits_per_char", "n_chars"):
+        assert key in report
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["generate", "--model", "does-not-exist"], "no model 'does-not-exist'"),
+        (["infill", "no blanks here", "--model", "{model}"], "no blank"),
+        (["eval", "--data", "/nonexistent.txt", "--model", "{model}"], "no file matches"),
+        (["train", "--out", "{tmp}/x", "--data", "/nonexistent.txt"], "no file matches"),
+        (
+            ["train", "--out", "{tmp}/x", "--data", "{corpus}", "--dim", "30", "--preset", "tiny"],
+            "--dim",
+        ),
+    ],
+)
+def test_user_errors_are_one_clear_line(tmp_path, corpus_file, trained_dir, capsys, args, message):
+    args = [a.format(model=trained_dir, tmp=tmp_path, corpus=corpus_file) for a in args]
+    with pytest.raises(SystemExit) as exc:
+        main(args)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err

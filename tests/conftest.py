@@ -1,0 +1,91 @@
+"""Shared fixtures: tiny configs, corpora and a tiny trained checkpoint. No network, no ../shared."""
+
+from __future__ import annotations
+
+import os
+import random
+
+import pytest
+import torch
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+torch.set_num_threads(1)
+
+WORDS = (
+    "the cat sat on the mat and the dog ran in the park while a bird sang in the tall green tree "
+    "she sells sea shells by the sea shore and he reads old books near the warm fire at night"
+).split()
+
+
+def make_corpus(n_lines: int = 400, seed: int = 0) -> str:
+    rng = random.Random(seed)
+    lines = []
+    for _ in range(n_lines):
+        start = rng.randrange(len(WORDS) - 8)
+        lines.append(" ".join(WORDS[start : start + rng.randint(4, 8)]).capitalize() + ".")
+    return "\n".join(lines) + "\n"
+
+
+@pytest.fixture(scope="session")
+def corpus_text() -> str:
+    return make_corpus()
+
+
+@pytest.fixture()
+def corpus_file(tmp_path, corpus_text):
+    path = tmp_path / "corpus.txt"
+    path.write_text(corpus_text)
+    return path
+
+
+@pytest.fixture()
+def tiny_config():
+    from textdiffusion.config import ModelConfig
+
+    return ModelConfig(vocab_size=32, max_len=16, n_layers=2, n_heads=2, dim=32)
+
+
+@pytest.fixture()
+def tiny_model(tiny_config):
+    from textdiffusion.networks import DiffusionTransformer
+
+    torch.manual_seed(0)
+    return DiffusionTransformer(tiny_config).eval()
+
+
+@pytest.fixture()
+def masked_process():
+    from textdiffusion.processes import MaskedProcess, build_schedule
+
+    return MaskedProcess(build_schedule("loglinear"), mask_id=1)
+
+
+@pytest.fixture(scope="session")
+def trained_dir(tmp_path_factory):
+    """A tiny character model trained for 400 steps (~15 s) on the fixture corpus (shared by the session)."""
+    from textdiffusion.config import DataConfig, ModelConfig, SampleConfig, TrainConfig
+    from textdiffusion.training import train
+
+    root = tmp_path_factory.mktemp("trained")
+    data = root / "corpus.txt"
+    data.write_text(make_corpus(800))
+    out = root / "model"
+    train(
+        DataConfig(data=(str(data),), valid_fraction=0.05),
+        TrainConfig(
+            steps=400,
+            batch_size=16,
+            lr=3e-3,
+            warmup_steps=20,
+            eval_every=0,
+            save_every=400,
+            log_every=50,
+            ema_decay=0.0,
+            device="cpu",
+        ),
+        out=out,
+        model=ModelConfig(n_layers=2, n_heads=2, dim=64, max_len=64),
+        sample=SampleConfig(steps=16),
+        progress=False,
+    )
+    return out

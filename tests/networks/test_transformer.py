@@ -1,0 +1,102 @@
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from textdiffusion.config import ConfigError, ModelConfig
+from textdiffusion.networks import Cond, DiffusionTransformer
+from textdiffusion.samplers.autoregressive import new_cache
+
+
+def test_shapes(tiny_model, tiny_config):
+    x = torch.randint(0, 32, (3, 16))
+    assert tiny_model(x, torch.rand(3)).shape == (3, 16, 32)
+    assert tiny_model(x[:, :5], None, cond=x[:, :7]).shape == (
+        3,
+        5,
+        32,
+    )  # prefix is not in the output
+
+
+def test_bidirectional_padding_is_ignored(tiny_model):
+    x = torch.randint(0, 32, (1, 10))
+    short = tiny_model(x, None)
+    padded = torch.cat([x, torch.zeros(1, 6, dtype=torch.long)], 1)
+    mask = torch.zeros(1, 16, dtype=torch.bool)
+    mask[:, :10] = True
+    long = tiny_model(padded, None, attention_mask=mask)
+    assert torch.allclose(short, long[:, :10], atol=1e-5)
+
+
+def test_prefix_padding_is_ignored(tiny_model):
+    prefix = torch.randint(0, 32, (1, 4))
+    x = torch.randint(0, 32, (1, 6))
+    plain = tiny_model(x, None, cond=Cond(prefix=prefix))
+    padded_prefix = torch.cat([prefix, torch.zeros(1, 3, dtype=torch.long)], 1)
+    mask = torch.tensor([[True] * 4 + [False] * 3])
+    padded = tiny_model(x, None, cond=Cond(prefix=padded_prefix, prefix_mask=mask))
+    assert torch.allclose(plain, padded, atol=1e-5)
+
+
+def test_the_prefix_conditions_the_output(tiny_model):
+    x = torch.randint(0, 32, (1, 6))
+    a = tiny_model(x, None, cond=torch.randint(0, 32, (1, 4)))
+    b = tiny_model(x, None, cond=torch.randint(0, 32, (1, 4)))
+    assert not torch.allclose(a, b)
+
+
+def test_causal_model_does_not_look_ahead(tiny_config):
+    torch.manual_seed(0)
+    model = DiffusionTransformer(dataclasses.replace(tiny_config, causal=True)).eval()
+    x = torch.randint(0, 32, (2, 12))
+    y = x.clone()
+    y[:, 8:] = torch.randint(0, 32, (2, 4))
+    assert torch.allclose(model(x, None)[:, :8], model(y, None)[:, :8], atol=1e-5)
+    assert not torch.allclose(model(x, None)[:, 8:], model(y, None)[:, 8:])
+
+
+def test_kv_cache_matches_full_forward(tiny_config):
+    torch.manual_seed(0)
+    model = DiffusionTransformer(dataclasses.replace(tiny_config, causal=True)).eval()
+    x = torch.randint(0, 32, (2, 12))
+    cache = new_cache(model, 2, 16)
+    steps = [model(x[:, :5], None, cache=cache, positions=torch.arange(5))]
+    for p in range(5, 12):
+        steps.append(model(x[:, p : p + 1], None, cache=cache, positions=torch.tensor([p])))
+    assert torch.allclose(torch.cat(steps, 1), model(x, None), atol=1e-5)
+    with pytest.raises(ValueError, match="causal"):
+        DiffusionTransformer(tiny_config)(x, None, cache=cache, positions=torch.arange(12))
+
+
+def test_time_and_label_conditioning(tiny_config):
+    torch.manual_seed(0)
+    model = DiffusionTransformer(
+        dataclasses.replace(tiny_config, time_conditioning=True, n_labels=3)
+    )
+    for p in model.parameters():  # zero-initialised layers would hide the dependence
+        torch.nn.init.normal_(p, std=0.2)
+    x = torch.randint(0, 32, (2, 8))
+    assert not torch.allclose(
+        model(x, torch.tensor([0.1, 0.1])), model(x, torch.tensor([0.9, 0.9]))
+    )
+    lab = model(x, torch.rand(2), cond=Cond(label=torch.tensor([0, 1])))
+    null = model(x, torch.rand(2))
+    assert lab.shape == null.shape == (2, 8, 32)
+    with pytest.raises(ValueError, match="time-conditioned"):
+        model(x, None)
+
+
+def test_too_long_input_is_an_error(tiny_model):
+    with pytest.raises(ValueError, match="exceeds the model's max_len 16"):
+        tiny_model(
+            torch.zeros(1, 10, dtype=torch.long), None, cond=torch.zeros(1, 7, dtype=torch.long)
+        )
+
+
+def test_config_validation_names_the_flag():
+    with pytest.raises(ConfigError, match="--dim"):
+        ModelConfig(vocab_size=10, dim=30, n_heads=4)
+    with pytest.raises(ConfigError, match="--n-layers"):
+        ModelConfig(vocab_size=10, n_layers=0)

@@ -1,0 +1,144 @@
+from __future__ import annotations
+
+import pytest
+import torch
+
+from textdiffusion.samplers import SAMPLERS, get_sampler
+
+MASK = 1
+
+
+def run(name, model, process, **kwargs):
+    return SAMPLERS[name](model, process, (3, 16), kwargs.pop("steps", 8), **kwargs)
+
+
+@pytest.mark.parametrize("name", sorted(SAMPLERS))
+def test_output_has_no_mask_and_is_reproducible(name, tiny_model, masked_process):
+    a = run(name, tiny_model, masked_process, generator=torch.Generator().manual_seed(0))
+    b = run(name, tiny_model, masked_process, generator=torch.Generator().manual_seed(0))
+    c = run(name, tiny_model, masked_process, generator=torch.Generator().manual_seed(1))
+    assert a.shape == (3, 16) and a.dtype == torch.long
+    assert not (a == MASK).any()
+    assert torch.equal(a, b)
+    assert not torch.equal(a, c)
+
+
+@pytest.mark.parametrize("name", sorted(SAMPLERS))
+def test_fixed_positions_are_kept_and_callback_sees_each_step(name, tiny_model, masked_process):
+    x_init = torch.full((3, 16), MASK)
+    x_init[:, :5] = torch.arange(10, 15)
+    fixed = torch.zeros(3, 16, dtype=torch.bool)
+    fixed[:, :5] = True
+    seen = []
+
+    def callback(step, t, xt, logits):
+        assert torch.equal(xt[:, :5], x_init[:, :5])
+        seen.append((step, t))
+
+    out = run(
+        name,
+        tiny_model,
+        masked_process,
+        x_init=x_init,
+        fixed=fixed,
+        callback=callback,
+        generator=torch.Generator().manual_seed(0),
+    )
+    assert torch.equal(out[:, :5], x_init[:, :5])
+    assert not (out == MASK).any()
+    assert [s for s, _ in seen] == list(range(8))
+    assert seen[-1][1] == 0.0
+
+
+@pytest.mark.parametrize("name", sorted(SAMPLERS))
+def test_partial_noise_start(name, tiny_model, masked_process):
+    x_init = torch.randint(2, 32, (3, 16))
+    out = run(
+        name,
+        tiny_model,
+        masked_process,
+        x_init=x_init,
+        t_start=0.3,
+        generator=torch.Generator().manual_seed(0),
+    )
+    assert not (out == MASK).any()
+    kept = (out == x_init).float().mean()
+    assert kept > 0.5  # about 70% of the tokens are never noised at t = 0.3
+
+
+class Counter(torch.nn.Module):
+    def __init__(self, model):
+        super().__init__()
+        self.model, self.config, self.calls = model, model.config, 0
+
+    def forward(self, *args, **kwargs):
+        self.calls += 1
+        return self.model(*args, **kwargs)
+
+
+def test_cache_skips_calls_when_nothing_changes(tiny_model, masked_process):
+    plain, cached = Counter(tiny_model), Counter(tiny_model)
+    g = lambda: torch.Generator().manual_seed(0)  # noqa: E731
+    a = SAMPLERS["ancestral"](plain, masked_process, (1, 16), 64, generator=g())
+    b = SAMPLERS["cached"](cached, masked_process, (1, 16), 64, generator=g())
+    assert torch.equal(a, b)  # caching changes the cost, not the result
+    assert plain.calls == 64
+    assert cached.calls <= 17  # at most one call per step that revealed something (16 tokens) + 1
+
+
+def test_confidence_by_threshold_stops_early(tiny_model, masked_process):
+    counted = Counter(tiny_model)
+    out = SAMPLERS["confidence"](
+        counted,
+        masked_process,
+        (2, 16),
+        16,
+        threshold=0.01,
+        generator=torch.Generator().manual_seed(0),
+    )
+    assert not (out == MASK).any()
+    assert counted.calls < 16
+
+
+def test_confidence_reveals_the_most_confident_first(masked_process):
+    class Peaked(torch.nn.Module):
+        """Position i predicts token 2 + i with confidence growing with i."""
+
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.zeros(1))
+            self.config = type("C", (), {"time_conditioning": False})()
+
+        def forward(self, xt, t, **kwargs):
+            B, L = xt.shape
+            logits = torch.full((B, L, 32), -10.0)
+            for i in range(L):
+                logits[:, i, 2 + i] = float(i)
+            return logits
+
+    order = []
+    SAMPLERS["confidence"](
+        Peaked(),
+        masked_process,
+        (1, 8),
+        8,
+        temperature=1.0,
+        callback=lambda s, t, xt, lg: order.append((xt[0] != MASK).nonzero().view(-1).tolist()),
+        generator=torch.Generator().manual_seed(0),
+    )
+    assert order == [list(range(7 - k, 8)) for k in range(8)]  # position 7 (most confident) first
+
+
+def test_unknown_sampler_names_the_value():
+    with pytest.raises(ValueError, match="unknown sampler 'fast'"):
+        get_sampler("fast")
+
+
+def test_time_conditioned_model_refuses_cache(tiny_config, masked_process):
+    import dataclasses
+
+    from textdiffusion.networks import DiffusionTransformer
+
+    model = DiffusionTransformer(dataclasses.replace(tiny_config, time_conditioning=True))
+    with pytest.raises(ValueError, match="not time-conditioned"):
+        SAMPLERS["cached"](model, masked_process, (1, 16), 4)

@@ -1,0 +1,181 @@
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from textdiffusion.checkpoint import load_pretrained, load_training_state, read_weights
+from textdiffusion.config import DataConfig, ModelConfig, TrainConfig
+from textdiffusion.processes import MaskedProcess, build_schedule
+from textdiffusion.training import TrainingDiverged, TrainingError, find_checkpoints, train
+from textdiffusion.training.objectives import AutoregressiveObjective, DiffusionObjective
+
+TINY = ModelConfig(n_layers=2, n_heads=2, dim=32, max_len=32)
+
+
+def quick(**kwargs) -> TrainConfig:
+    base = dict(
+        steps=4,
+        batch_size=8,
+        lr=1e-3,
+        warmup_steps=1,
+        eval_every=0,
+        save_every=4,
+        log_every=1,
+        device="cpu",
+    )
+    return TrainConfig(**{**base, **kwargs})
+
+
+@pytest.mark.parametrize("objective", ["diffusion", "ar"])
+def test_overfitting_one_batch_lowers_the_loss(tiny_config, objective):
+    import dataclasses
+
+    from textdiffusion.networks import DiffusionTransformer
+
+    torch.manual_seed(0)
+    config = dataclasses.replace(tiny_config, causal=objective == "ar")
+    model = DiffusionTransformer(config)
+    process = MaskedProcess(build_schedule("loglinear"), mask_id=1)
+    loss_fn = (
+        DiffusionObjective(process)
+        if objective == "diffusion"
+        else AutoregressiveObjective(bos_id=0)
+    )
+    x0 = torch.randint(2, 32, (4, 16), generator=torch.Generator().manual_seed(0))
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    g = torch.Generator().manual_seed(0)
+
+    def measure():
+        with torch.no_grad():
+            return (
+                sum(
+                    float(loss_fn(model, x0, generator=torch.Generator().manual_seed(i)))
+                    for i in range(8)
+                )
+                / 8
+            )
+
+    before = measure()
+    for _ in range(300):
+        loss = loss_fn(
+            model, x0.repeat(4, 1), generator=g
+        )  # 4 noise draws of each sequence per step
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert measure() < before / 2
+
+
+def test_train_writes_a_loadable_model_and_refuses_to_overwrite(tmp_path, corpus_file):
+    out = tmp_path / "run"
+    result = train(
+        DataConfig(data=(str(corpus_file),)), quick(), out=out, model=TINY, progress=False
+    )
+    assert result.step == 4 and result.valid_nll is not None
+    assert [p.name for p in find_checkpoints(out)] == ["step-0000004"]
+    loaded = load_pretrained(out)
+    assert loaded.model.config.vocab_size == loaded.tokenizer.vocab_size
+    with pytest.raises(TrainingError, match="pass --resume"):
+        train(DataConfig(data=(str(corpus_file),)), quick(), out=out, model=TINY, progress=False)
+
+
+def test_nan_loss_stops_clearly_and_keeps_the_last_good_checkpoint(tmp_path, corpus_file):
+    out = tmp_path / "run"
+    config = quick(steps=200, lr=1e6, warmup_steps=100, grad_clip=0.0, save_every=1, ema_decay=0.0)
+    with pytest.raises(TrainingDiverged, match=r"(became nan|became inf|not finite).*"):
+        train(DataConfig(data=(str(corpus_file),)), config, out=out, model=TINY, progress=False)
+    kept = find_checkpoints(out)
+    assert kept, "a good checkpoint must survive"
+    for tensor in read_weights(kept[-1]).values():
+        assert torch.isfinite(tensor).all()
+    load_pretrained(out)  # the exported model is the last good one, and loads
+
+
+def _train_cmd(corpus_file, out, steps):
+    return [
+        sys.executable,
+        "-m",
+        "textdiffusion",
+        "train",
+        "--out",
+        str(out),
+        "--data",
+        str(corpus_file),
+        "--preset",
+        "tiny",
+        "--max-len",
+        "32",
+        "--steps",
+        str(steps),
+        "--batch-size",
+        "8",
+        "--lr",
+        "1e-3",
+        "--warmup-steps",
+        "5",
+        "--save-every",
+        "10",
+        "--log-every",
+        "10",
+        "--eval-every",
+        "0",
+        "--device",
+        "cpu",
+        "--seed",
+        "3",
+        "--quiet",
+        "--resume",
+    ]
+
+
+@pytest.mark.slow
+def test_resume_after_kill_continues_exactly(tmp_path, corpus_file):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    steps = 300
+    reference = tmp_path / "reference"
+    subprocess.run(
+        _train_cmd(corpus_file, reference, steps),
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen(
+        _train_cmd(corpus_file, killed, steps),
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 120
+    while not (killed / "checkpoints" / "step-0000020").exists():
+        assert proc.poll() is None, "the run ended before it could be killed"
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    last = find_checkpoints(killed)[-1]
+    assert int(last.name.split("-")[1]) < steps, "the kill came too late to test resuming"
+
+    subprocess.run(
+        _train_cmd(corpus_file, killed, steps),
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    a = load_training_state(find_checkpoints(reference)[-1])
+    b = load_training_state(find_checkpoints(killed)[-1])
+    assert a["step"] == b["step"] == steps
+    for name in a["model"]:
+        assert torch.equal(a["model"][name], b["model"][name]), name
+    for name in a["ema"]["shadow"]:
+        assert torch.equal(a["ema"]["shadow"][name], b["ema"]["shadow"][name]), name
+    assert a["data"] == b["data"]

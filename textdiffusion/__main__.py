@@ -1,0 +1,4 @@
+from textdiffusion.cli import main
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,42 @@
+"""Small helpers shared by the subcommands (the only place besides cli/ modules that prints)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+
+class CLIError(Exception):
+    """A user error the CLI reports in one line, without a traceback."""
+
+
+def resolve_device(device: str) -> str:
+    """'auto' picks CUDA when present; anything else is checked now rather than mid-run."""
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise CLIError(
+            f"--device {device}: CUDA is not available on this machine (use --device cpu)"
+        )
+    try:
+        torch.device(device)
+    except RuntimeError as exc:
+        raise CLIError(f"--device {device!r} is not a device: {exc}") from None
+    return device
+
+
+def print_config(config: Any, *, title: str = "config", file=None) -> None:
+    """Print the resolved config (one JSON line) so runs are reproducible from their logs."""
+    data = dataclasses.asdict(config) if dataclasses.is_dataclass(config) else config
+    print(f"{title}: {json.dumps(data, default=str)}", file=file or sys.stderr)
+
+
+def save_config(config: Any, path: Path) -> None:
+    data = dataclasses.asdict(config) if dataclasses.is_dataclass(config) else config
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2, default=str) + "\n")

@@ -1,0 +1,92 @@
+"""`textdiffusion train`: train or fine-tune a model on your own text (also under torchrun)."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Literal
+
+from textdiffusion.config import DataConfig, ScheduleName, TrainConfig
+
+
+@dataclasses.dataclass
+class TrainArgs:
+    out: str
+    """Folder for checkpoints and the final model (loadable with --model OUT)."""
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+    preset: Literal["tiny", "small", "base"] = "small"
+    """Model size: tiny (~0.1M parameters), small (~10M), base (~85M, 1024 tokens)."""
+    n_layers: int | None = None
+    """Override the preset's number of blocks."""
+    n_heads: int | None = None
+    """Override the preset's attention heads."""
+    dim: int | None = None
+    """Override the preset's width."""
+    max_len: int | None = None
+    """Override the preset's context length (tokens)."""
+    dropout: float = 0.0
+    """Dropout in the network."""
+    schedule: ScheduleName = "loglinear"
+    """Noise schedule of the masked process."""
+    resume: bool = False
+    """Continue the run in --out from its last checkpoint (same step, optimizer, RNG and data position)."""
+    init_from: str | None = None
+    """Fine-tune: start from this model (shipped name, folder or hub id) and its tokenizer."""
+    quiet: bool = False
+    """No progress bar."""
+
+
+def train(args: TrainArgs) -> None:
+    """Train (or fine-tune, or resume) a text diffusion model; `torchrun --nproc_per_node=N` runs it data-parallel."""
+    import logging
+
+    from textdiffusion.cli.common import CLIError, print_config, save_config
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    from textdiffusion.config import PRESETS, ConfigError, ModelConfig, ProcessConfig
+    from textdiffusion.data import DataError
+    from textdiffusion.training import TrainingError
+    from textdiffusion.training import train as run_training
+
+    overrides = {
+        k: v
+        for k, v in dict(
+            n_layers=args.n_layers, n_heads=args.n_heads, dim=args.dim, max_len=args.max_len
+        ).items()
+        if v is not None
+    }
+    try:
+        model = ModelConfig(**{**PRESETS[args.preset], **overrides, "dropout": args.dropout})
+        process = ProcessConfig(schedule=args.schedule)
+    except ConfigError as exc:
+        raise CLIError(str(exc)) from None
+    import os
+
+    if int(os.environ.get("RANK", "0")) == 0:
+        print_config(args, title="train config")
+        from pathlib import Path
+
+        save_config(args, Path(args.out) / "train_args.json")
+    try:
+        result = run_training(
+            args.data,
+            args.train,
+            out=args.out,
+            model=model,
+            process=process,
+            resume=args.resume,
+            init_from=args.init_from,
+            progress=not args.quiet,
+        )
+    except (TrainingError, DataError, ConfigError, ValueError) as exc:
+        raise CLIError(str(exc)) from None
+    if int(os.environ.get("RANK", "0")) == 0:
+        bpc = (
+            f", valid {result.valid_bits_per_char:.4f} bits/char"
+            if result.valid_bits_per_char
+            else ""
+        )
+        print(
+            f"trained {result.parameters:,} parameters for {result.step} steps: loss {result.loss:.4f}{bpc}"
+        )
+        print(f"model saved in {result.out} (use --model {result.out})")

@@ -1,0 +1,258 @@
+"""Typed configuration: one dataclass per component, validated at construction and saved beside the weights.
+
+Nothing here imports torch, so the CLI can build and print configs before paying for the torch import.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any, Literal, TypeVar
+
+FORMAT_VERSION = 1
+
+ProcessName = Literal["masked"]
+ScheduleName = Literal["loglinear", "cosine", "linear"]
+SamplerName = Literal["ancestral", "cached", "confidence"]
+Objective = Literal["diffusion", "ar"]
+
+
+class ConfigError(ValueError):
+    """A configuration value or key is invalid; the message names the flag or key."""
+
+
+def _check(condition: bool, message: str) -> None:
+    if not condition:
+        raise ConfigError(message)
+
+
+@dataclasses.dataclass
+class ModelConfig:
+    """The denoising transformer. `vocab_size` comes from the tokenizer."""
+
+    vocab_size: int = 0
+    """Number of token ids (set from the tokenizer)."""
+    max_len: int = 256
+    """Longest sequence the network accepts, conditioning prefix included."""
+    n_layers: int = 6
+    """Transformer blocks."""
+    n_heads: int = 6
+    """Attention heads per block."""
+    dim: int = 384
+    """Hidden width."""
+    mlp_ratio: float = 4.0
+    """MLP hidden width as a multiple of `dim` (SwiGLU uses 2/3 of it per branch)."""
+    dropout: float = 0.0
+    """Dropout on attention outputs and MLPs during training."""
+    causal: bool = False
+    """Causal attention (the autoregressive baseline); diffusion models are bidirectional."""
+    time_conditioning: bool = False
+    """Add an embedding of the diffusion time t. Masked diffusion does not need it (RADD, Ou et al. 2024)."""
+    n_labels: int = 0
+    """Number of class labels for label conditioning (0 = off); label `n_labels` is the null label."""
+    rope_theta: float = 10000.0
+    """Base of the rotary position frequencies."""
+    tie_embeddings: bool = False
+    """Share the input embedding with the output projection."""
+
+    def __post_init__(self) -> None:
+        _check(self.vocab_size >= 0, f"--vocab-size must be >= 0, got {self.vocab_size}")
+        _check(self.max_len > 0, f"--max-len must be positive, got {self.max_len}")
+        _check(self.n_layers > 0, f"--n-layers must be positive, got {self.n_layers}")
+        _check(self.n_heads > 0, f"--n-heads must be positive, got {self.n_heads}")
+        _check(
+            self.dim % self.n_heads == 0 and (self.dim // self.n_heads) % 2 == 0,
+            f"--dim ({self.dim}) must be divisible by --n-heads ({self.n_heads}) with an even head size",
+        )
+        _check(0.0 <= self.dropout < 1.0, f"--dropout must be in [0, 1), got {self.dropout}")
+        _check(self.mlp_ratio > 0, f"--mlp-ratio must be positive, got {self.mlp_ratio}")
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # ~0.1M parameters: tests and smoke runs.
+    "tiny": dict(n_layers=2, n_heads=2, dim=64, max_len=128),
+    # ~10M parameters: the shipped character models.
+    "small": dict(n_layers=6, n_heads=6, dim=384, max_len=256),
+    # ~85M parameters (GPT-2 small shape, 1024 tokens): benchmark and GPU runs.
+    "base": dict(n_layers=12, n_heads=12, dim=768, max_len=1024),
+}
+
+
+@dataclasses.dataclass
+class ProcessConfig:
+    """The forward (noising) process."""
+
+    name: ProcessName = "masked"
+    """Forward process."""
+    schedule: ScheduleName = "loglinear"
+    """Noise schedule alpha(t): loglinear (1 - t), cosine, or linear (in log alpha)."""
+    t_min: float = 1e-3
+    """Smallest training time; the ELBO weight grows like 1/t near 0."""
+    antithetic: bool = True
+    """Stratify the training times of a batch over [t_min, 1] (lower-variance ELBO gradient)."""
+
+    def __post_init__(self) -> None:
+        _check(self.name in ("masked",), f"--process must be one of ('masked',), got {self.name!r}")
+        _check(
+            self.schedule in ("loglinear", "cosine", "linear"),
+            f"--schedule must be loglinear, cosine or linear, got {self.schedule!r}",
+        )
+        _check(0.0 <= self.t_min < 1.0, f"--t-min must be in [0, 1), got {self.t_min}")
+
+
+@dataclasses.dataclass
+class SampleConfig:
+    """Defaults of the reverse process, saved with a model so that `generate` works as trained."""
+
+    sampler: SamplerName = "cached"
+    """ancestral (MDLM), cached (ancestral without recomputing unchanged states) or confidence."""
+    steps: int = 64
+    """Refinement steps (network calls at most)."""
+    temperature: float = 1.0
+    """Softmax temperature of the denoiser's predictions."""
+    top_p: float = 1.0
+    """Nucleus sampling: keep the smallest set of tokens with this much probability."""
+    threshold: float | None = None
+    """confidence sampler: unmask every token above this probability (at least one per step)."""
+
+    def __post_init__(self) -> None:
+        _check(
+            self.sampler in ("ancestral", "cached", "confidence"),
+            f"--sampler must be ancestral, cached or confidence, got {self.sampler!r}",
+        )
+        _check(self.steps > 0, f"--steps must be positive, got {self.steps}")
+        _check(self.temperature > 0, f"--temperature must be positive, got {self.temperature}")
+        _check(0.0 < self.top_p <= 1.0, f"--top-p must be in (0, 1], got {self.top_p}")
+        _check(
+            self.threshold is None or 0.0 < self.threshold < 1.0,
+            f"--threshold must be in (0, 1), got {self.threshold}",
+        )
+
+
+@dataclasses.dataclass
+class DataConfig:
+    """Where training text comes from and how it is tokenized and packed."""
+
+    data: tuple[str, ...] = ()
+    """Text files, folders, globs or .jsonl files to train on."""
+    valid: tuple[str, ...] = ()
+    """Validation files (default: hold out --valid-fraction of --data)."""
+    valid_fraction: float = 0.05
+    """Share of the training tokens held out for validation when --valid is not given."""
+    jsonl_field: str = "text"
+    """Field holding the text in .jsonl files."""
+    hf_dataset: str | None = None
+    """A Hugging Face `datasets` name or local data file (needs the `datasets` extra)."""
+    hf_split: str = "train"
+    """Split of --hf-dataset."""
+    tokenizer: Literal["char", "bpe"] = "char"
+    """Character-level, or byte-level BPE trained on the data."""
+    bpe_vocab_size: int = 4096
+    """Vocabulary size of a trained BPE tokenizer."""
+    seq_len: int | None = None
+    """Length of the packed training sequences (default: the model's max length)."""
+
+    def __post_init__(self) -> None:
+        _check(
+            0.0 <= self.valid_fraction < 1.0,
+            f"--valid-fraction must be in [0, 1), got {self.valid_fraction}",
+        )
+        _check(
+            self.bpe_vocab_size >= 300,
+            f"--bpe-vocab-size must be >= 300, got {self.bpe_vocab_size}",
+        )
+        _check(
+            self.seq_len is None or self.seq_len > 1, f"--seq-len must be > 1, got {self.seq_len}"
+        )
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """Optimisation, checkpointing and hardware."""
+
+    steps: int = 5000
+    """Optimizer steps."""
+    batch_size: int = 64
+    """Sequences per optimizer step, over all processes and accumulation steps."""
+    grad_accum: int = 1
+    """Micro-batches accumulated per optimizer step."""
+    lr: float = 1e-3
+    """Peak learning rate (AdamW)."""
+    min_lr_ratio: float = 0.1
+    """Final learning rate as a fraction of --lr (cosine decay)."""
+    warmup_steps: int = 200
+    """Linear warm-up steps."""
+    weight_decay: float = 0.1
+    """AdamW weight decay (not applied to norms, biases and embeddings)."""
+    beta1: float = 0.9
+    beta2: float = 0.98
+    grad_clip: float = 1.0
+    """Clip the global gradient norm to this value (0 = off)."""
+    ema_decay: float = 0.999
+    """Exponential moving average of the weights; the EMA weights are saved (0 = off)."""
+    eval_every: int = 500
+    """Steps between validation ELBO evaluations (0 = only at the end)."""
+    eval_batches: int = 8
+    """Validation batches per evaluation."""
+    save_every: int = 500
+    """Steps between checkpoints (the last step is always saved)."""
+    keep_checkpoints: int = 2
+    """Resumable checkpoints kept in OUT/checkpoints."""
+    log_every: int = 10
+    """Steps between progress-bar updates (each one costs a device sync)."""
+    seed: int = 0
+    """Seed of the weights, the data order and the noise."""
+    device: str = "auto"
+    """cpu, cuda, cuda:N or auto."""
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
+    """bf16 autocast on GPU (auto), or fp32."""
+    parallel: Literal["ddp", "fsdp"] = "ddp"
+    """How torchrun processes share the model: DDP replicas or FSDP2 shards."""
+    compile: bool = False
+    """torch.compile the network."""
+    objective: Objective = "diffusion"
+    """diffusion (ELBO of the forward process) or ar (next-token baseline, causal attention)."""
+    max_minutes: float | None = None
+    """Stop (and save) after this many minutes of training."""
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "batch_size", "grad_accum", "log_every", "keep_checkpoints"):
+            value = getattr(self, name)
+            _check(value > 0, f"--{name.replace('_', '-')} must be positive, got {value}")
+        _check(self.lr > 0, f"--lr must be positive, got {self.lr}")
+        _check(
+            self.batch_size % self.grad_accum == 0,
+            f"--batch-size ({self.batch_size}) must be divisible by --grad-accum ({self.grad_accum})",
+        )
+        _check(0.0 <= self.ema_decay < 1.0, f"--ema-decay must be in [0, 1), got {self.ema_decay}")
+        _check(
+            0.0 <= self.min_lr_ratio <= 1.0,
+            f"--min-lr-ratio must be in [0, 1], got {self.min_lr_ratio}",
+        )
+        _check(self.warmup_steps >= 0, f"--warmup-steps must be >= 0, got {self.warmup_steps}")
+
+
+C = TypeVar("C")
+
+
+def config_from_dict(cls: type[C], data: dict[str, Any], *, where: str = "config.json") -> C:
+    """Build a config dataclass from a dict; unknown keys are an error that names them."""
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"{where}: expected an object for {cls.__name__}, got {type(data).__name__}"
+        )
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown key(s) {unknown} for {cls.__name__}; known keys: {sorted(names)}"
+        )
+    values = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+    try:
+        return cls(**values)
+    except TypeError as exc:
+        raise ConfigError(f"{where}: {exc}") from exc
+
+
+def config_to_dict(config: Any) -> dict[str, Any]:
+    return json.loads(json.dumps(dataclasses.asdict(config)))

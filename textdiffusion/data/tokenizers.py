@@ -1,0 +1,141 @@
+"""Tokenizers: character-level with byte fallback, and byte-level BPE, both saved as a Hugging Face `tokenizer.json`.
+
+Both are lossless: `decode(encode(s)) == s` for any Unicode string. The character tokenizer keeps the characters seen
+in training and spells every other character as its UTF-8 bytes (`<0x..>` tokens, the byte-fallback of
+SentencePiece); byte-level BPE (GPT-2 style) covers every byte by construction. Special tokens are never produced
+from user text: a literal "[MASK]" in the input is spelled out like any other text.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from tokenizers import AddedToken, decoders, models, pre_tokenizers, trainers
+from tokenizers import Tokenizer as _Backend
+
+PAD, MASK, BOS, EOS, SEP = "[PAD]", "[MASK]", "[BOS]", "[EOS]", "[SEP]"
+SPECIAL_TOKENS = (PAD, MASK, BOS, EOS, SEP)
+
+
+class TokenizerError(ValueError):
+    """The tokenizer file is missing, unreadable, or lacks the special tokens."""
+
+
+class Tokenizer:
+    """A lossless tokenizer with the special tokens diffusion needs (mask, pad, bos/eos, sep).
+
+    Build one with `Tokenizer.train_char(texts)` or `Tokenizer.train_bpe(texts, vocab_size=...)`, save it with
+    `save(path)` and read it back with `Tokenizer.load(path)`.
+    """
+
+    def __init__(self, backend: _Backend) -> None:
+        backend.encode_special_tokens = True  # user text never turns into special tokens
+        self.backend = backend
+        ids = {}
+        for token in SPECIAL_TOKENS:
+            token_id = backend.token_to_id(token)
+            if token_id is None:
+                raise TokenizerError(f"tokenizer has no special token {token!r}")
+            ids[token] = token_id
+        self.pad_id, self.mask_id = ids[PAD], ids[MASK]
+        self.bos_id, self.eos_id, self.sep_id = ids[BOS], ids[EOS], ids[SEP]
+        self.special_ids = frozenset(ids.values())
+
+    # -- construction -------------------------------------------------------------------------------------------
+    @classmethod
+    def train_char(cls, texts: Iterable[str], *, min_count: int = 1) -> Tokenizer:
+        """One token per character seen at least `min_count` times; unseen characters fall back to bytes."""
+        counts: Counter[str] = Counter()
+        for text in texts:
+            counts.update(text)
+        vocab: dict[str, int] = {token: i for i, token in enumerate(SPECIAL_TOKENS)}
+        for byte in range(256):
+            vocab[f"<0x{byte:02X}>"] = len(vocab)
+        for char in sorted(c for c, n in counts.items() if n >= min_count):
+            vocab.setdefault(char, len(vocab))
+        backend = _Backend(models.BPE(vocab=vocab, merges=[], byte_fallback=True))
+        backend.decoder = decoders.Sequence([decoders.ByteFallback(), decoders.Fuse()])
+        backend.add_special_tokens([AddedToken(t, special=True) for t in SPECIAL_TOKENS])
+        return cls(backend)
+
+    @classmethod
+    def train_bpe(cls, texts: Iterable[str], *, vocab_size: int = 4096) -> Tokenizer:
+        """Byte-level BPE (GPT-2's pre-tokenisation) trained with Hugging Face `tokenizers`."""
+        backend = _Backend(models.BPE())
+        backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+        backend.decoder = decoders.ByteLevel()
+        trainer = trainers.BpeTrainer(
+            vocab_size=vocab_size,
+            special_tokens=list(SPECIAL_TOKENS),
+            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+            show_progress=False,
+        )
+        backend.train_from_iterator(texts, trainer=trainer)
+        return cls(backend)
+
+    @classmethod
+    def load(cls, path: str | Path) -> Tokenizer:
+        path = Path(path)
+        if path.is_dir():
+            path = path / "tokenizer.json"
+        if not path.is_file():
+            raise TokenizerError(f"no tokenizer file at {path}")
+        try:
+            backend = _Backend.from_file(str(path))
+        except Exception as exc:  # the Rust side raises plain Exceptions
+            raise TokenizerError(f"cannot read tokenizer {path}: {exc}") from None
+        return cls(backend)
+
+    def save(self, path: str | Path) -> None:
+        self.backend.save(str(path))
+
+    # -- use ----------------------------------------------------------------------------------------------------
+    @property
+    def vocab_size(self) -> int:
+        return self.backend.get_vocab_size(with_added_tokens=True)
+
+    @property
+    def kind(self) -> str:
+        return "bpe" if isinstance(self.backend.pre_tokenizer, pre_tokenizers.ByteLevel) else "char"
+
+    def encode(self, text: str) -> list[int]:
+        return self.backend.encode(text, add_special_tokens=False).ids
+
+    def encode_batch(self, texts: Sequence[str]) -> list[list[int]]:
+        return [e.ids for e in self.backend.encode_batch(list(texts), add_special_tokens=False)]
+
+    def byte_fallback_ids(self) -> list[int]:
+        """Ids of the `<0x..>` byte tokens of a character tokenizer (they never occur in its training text)."""
+        if self.kind != "char":
+            return []
+        vocab = self.backend.get_vocab()
+        return [vocab[f"<0x{b:02X}>"] for b in range(256) if f"<0x{b:02X}>" in vocab]
+
+    def decode(self, ids: Iterable[int]) -> str:
+        """Text of `ids`; special tokens (pad, mask, ...) are left out."""
+        return self.backend.decode([int(i) for i in ids], skip_special_tokens=True)
+
+    def decode_with_masks(self, ids: Sequence[int], *, mask_char: str = "_") -> str:
+        """Text of a partly masked sequence for display: each mask token shows as `mask_char`."""
+        pieces: list[str] = []
+        run: list[int] = []
+        for token_id in ids:
+            token_id = int(token_id)
+            if token_id == self.mask_id:
+                if run:
+                    pieces.append(self.decode(run))
+                    run = []
+                pieces.append(mask_char)
+            elif token_id not in self.special_ids:
+                run.append(token_id)
+        if run:
+            pieces.append(self.decode(run))
+        return "".join(pieces)
+
+    def __len__(self) -> int:
+        return self.vocab_size
+
+    def __repr__(self) -> str:
+        return f"Tokenizer(kind={self.kind!r}, vocab_size={self.vocab_size})"

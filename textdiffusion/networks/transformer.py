@@ -1,0 +1,190 @@
+"""The denoiser: a bidirectional transformer over token ids, ignorant of diffusion, tokenizers and parallelism.
+
+`model(xt, t, *, cond=None, attention_mask=None) -> logits (B, L, V)`. Conditioning comes in through `cond`:
+a conditioning prefix of token ids placed before the target (never noised: it is simply not part of `xt`), and/or a
+class label embedding (null label = `n_labels`, for classifier-free guidance).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import torch
+from torch import nn
+
+from textdiffusion.config import ModelConfig
+from textdiffusion.networks.layers import Block, KVCache, RMSNorm, rotary_tables, timestep_embedding
+
+
+@dataclasses.dataclass
+class Cond:
+    """Conditioning of a batch.
+
+    Args:
+        prefix: int64 (B, Lc) token ids read before the target (source text for denoising and style transfer).
+        prefix_mask: bool (B, Lc), True at real prefix tokens (default: all).
+        label: int64 (B,) class labels in [0, n_labels]; n_labels is the null label.
+    """
+
+    prefix: torch.Tensor | None = None
+    prefix_mask: torch.Tensor | None = None
+    label: torch.Tensor | None = None
+
+
+def as_cond(cond: Cond | torch.Tensor | None) -> Cond:
+    """A bare int64 (B, Lc) tensor is a conditioning prefix."""
+    if cond is None:
+        return Cond()
+    if isinstance(cond, Cond):
+        return cond
+    if isinstance(cond, torch.Tensor) and cond.dim() == 2 and not cond.is_floating_point():
+        return Cond(prefix=cond)
+    raise TypeError(
+        f"cond must be a Cond or an int64 (B, Lc) prefix tensor, got {type(cond).__name__}"
+    )
+
+
+class DiffusionTransformer(nn.Module):
+    """Pre-norm transformer with rotary positions, RMSNorm, SwiGLU and SDPA attention.
+
+    Bidirectional for diffusion; `config.causal` makes it the autoregressive baseline with the same backbone.
+    """
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        if config.vocab_size <= 0:
+            raise ValueError(
+                "ModelConfig.vocab_size must be set (from the tokenizer) before building the model"
+            )
+        self.config = config
+        self.embed = nn.Embedding(config.vocab_size, config.dim)
+        self.segment = nn.Embedding(2, config.dim)  # 0: conditioning prefix, 1: target
+        if config.time_conditioning:
+            self.time_mlp = nn.Sequential(
+                nn.Linear(config.dim, config.dim), nn.SiLU(), nn.Linear(config.dim, config.dim)
+            )
+        if config.n_labels > 0:
+            self.label_embed = nn.Embedding(config.n_labels + 1, config.dim)
+        self.blocks = nn.ModuleList(
+            Block(config.dim, config.n_heads, mlp_ratio=config.mlp_ratio, dropout=config.dropout)
+            for _ in range(config.n_layers)
+        )
+        self.norm = RMSNorm(config.dim)
+        self.head = nn.Linear(config.dim, config.vocab_size, bias=False)
+        if config.tie_embeddings:
+            self.head.weight = self.embed.weight
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """GPT-2 initialisation: N(0, 0.02), residual projections scaled by 1/sqrt(2 n_layers)."""
+        for module in self.modules():
+            if isinstance(module, (nn.Linear, nn.Embedding)):
+                nn.init.normal_(module.weight, std=0.02)
+                if isinstance(module, nn.Linear) and module.bias is not None:
+                    nn.init.zeros_(module.bias)
+        for block in self.blocks:
+            for proj in (block.attn.proj, block.mlp.down):
+                nn.init.normal_(proj.weight, std=0.02 / math.sqrt(2 * self.config.n_layers))
+        nn.init.zeros_(self.segment.weight)
+        if self.config.time_conditioning:
+            nn.init.zeros_(self.time_mlp[-1].weight)
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def forward(
+        self,
+        xt: torch.Tensor,
+        t: torch.Tensor | None = None,
+        *,
+        cond: Cond | torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        cache: KVCache | None = None,
+        positions: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Predict clean-token logits.
+
+        Args:
+            xt: int64 (B, L) noised token ids.
+            t: float (B,) diffusion times (used only with `time_conditioning`).
+            cond: a `Cond`, or an int64 (B, Lc) conditioning prefix.
+            attention_mask: bool (B, L), True at real target tokens (padding is never attended to).
+            cache: a KVCache for causal decoding; `xt` then holds only the new tokens, at `positions` (L,).
+
+        Returns:
+            logits (B, L, V) for the target positions.
+        """
+        cond = as_cond(cond)
+        B, L = xt.shape
+        config = self.config
+        h = self.embed(xt) + self.segment.weight[1]  # (B, L, D)
+        target_valid = (
+            attention_mask.bool()
+            if attention_mask is not None
+            else torch.ones_like(xt, dtype=torch.bool)
+        )
+        valid = target_valid
+        if cond.prefix is not None:
+            prefix_valid = (
+                cond.prefix_mask.bool()
+                if cond.prefix_mask is not None
+                else torch.ones_like(cond.prefix, dtype=torch.bool)
+            )
+            h = torch.cat(
+                [self.embed(cond.prefix) + self.segment.weight[0], h], dim=1
+            )  # (B, Lc + L, D)
+            valid = torch.cat([prefix_valid, target_valid], dim=1)  # (B, Lc + L)
+        total = h.shape[1]
+        if total > config.max_len:
+            raise ValueError(
+                f"sequence of {total} tokens (prefix included) exceeds the model's max_len {config.max_len}"
+            )
+        if config.time_conditioning:
+            if t is None:
+                raise ValueError("this model is time-conditioned: pass t")
+            h = h + self.time_mlp(timestep_embedding(t, config.dim).to(h.dtype))[:, None]
+        if config.n_labels > 0:
+            label = cond.label
+            if label is None:  # unconditional: the null label
+                label = torch.full((B,), config.n_labels, dtype=torch.long, device=xt.device)
+            h = h + self.label_embed(label)[:, None]
+
+        mask = None
+        if cache is not None:
+            if not config.causal or positions is None:
+                raise ValueError(
+                    "a KV cache needs a causal model and the positions of the new tokens"
+                )
+            if cond.prefix is not None:
+                raise ValueError(
+                    "a KV cache does not take a conditioning prefix; put it in the cache first"
+                )
+            keys = torch.arange(cache.max_len, device=xt.device)
+            mask = (keys[None, :] <= positions[:, None])[
+                None, None
+            ]  # (1, 1, L, L_max) causal over the cache
+        elif attention_mask is None and (cond.prefix is None or cond.prefix_mask is None):
+            positions = torch.arange(
+                total, device=xt.device
+            )  # no padding anywhere: no mask, no sync
+        else:
+            # Positions count real tokens only, so padding inside the prefix does not shift the target.
+            positions = (valid.long().cumsum(dim=1) - 1).clamp(min=0)  # (B, Lc + L)
+            mask = valid[:, None, None, :]  # (B, 1, 1, Lc + L) keys allowed
+            if config.causal:
+                causal = torch.ones(total, total, dtype=torch.bool, device=xt.device).tril()
+                mask = mask & causal  # (B, 1, Lc + L, Lc + L)
+        rotary = rotary_tables(positions, config.dim // config.n_heads, theta=config.rope_theta)
+        for i, block in enumerate(self.blocks):
+            layer_cache = cache.layer(i) if cache is not None else None
+            h = block(
+                h,
+                rotary,
+                mask=mask,
+                causal=config.causal,
+                cache=layer_cache,
+                cache_positions=positions,
+            )
+        h = self.norm(h[:, total - L :])  # (B, L, D) target positions only
+        return self.head(h)

@@ -1,0 +1,15 @@
+"""Tasks, text in -> text out. A pipeline decides x_init, fixed positions, t_start and cond, then calls a sampler."""
+
+from textdiffusion.pipelines.base import DiffusionPipeline, InputError, SampleOutput
+from textdiffusion.pipelines.generate import GenerationOutput, GenerationPipeline
+from textdiffusion.pipelines.infill import InfillOutput, InfillPipeline
+
+__all__ = [
+    "DiffusionPipeline",
+    "GenerationOutput",
+    "GenerationPipeline",
+    "InfillOutput",
+    "InfillPipeline",
+    "InputError",
+    "SampleOutput",
+]

@@ -1,0 +1,178 @@
+"""What every task pipeline shares: loading and saving, sampler defaults, and one call into a sampler.
+
+A pipeline only decides x_init, the fixed positions, t_start and cond; the sampler does the rest.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from textdiffusion.checkpoint import CheckpointConfig, Pretrained, load_pretrained, save_pretrained
+from textdiffusion.data.tokenizers import Tokenizer
+from textdiffusion.samplers import get_sampler
+
+
+class InputError(ValueError):
+    """The text given to a pipeline cannot be processed (empty, too long, ...); the message says why."""
+
+
+class SuppressTokens(nn.Module):
+    """Wraps a denoiser so that some token ids (special tokens) are never predicted; the network is untouched."""
+
+    def __init__(self, model: nn.Module, token_ids: list[int]) -> None:
+        super().__init__()
+        self.model = model
+        self.config = model.config
+        bias = torch.zeros(model.config.vocab_size)
+        bias[token_ids] = float("-inf")
+        self.register_buffer("bias", bias, persistent=False)
+
+    def forward(self, xt, t=None, **kwargs):
+        return self.model(xt, t, **kwargs) + self.bias.to(xt.device)
+
+
+@dataclasses.dataclass
+class SampleOutput:
+    ids: torch.Tensor
+    """int64 (B, L) generated ids."""
+    seconds: float
+    network_calls: int
+
+
+class DiffusionPipeline:
+    """Tokenizer + model + process + sampler defaults. Subclasses implement `__call__` for one task."""
+
+    task = "generate"
+
+    def __init__(self, pretrained: Pretrained) -> None:
+        self.pretrained = pretrained
+        self.model, self.tokenizer, self.process = (
+            pretrained.model,
+            pretrained.tokenizer,
+            pretrained.process,
+        )
+        self.config: CheckpointConfig = pretrained.config
+        if self.config.objective != "diffusion":
+            raise InputError(
+                f"{pretrained.path} is an autoregressive ({self.config.objective}) model; diffusion pipelines "
+                "need a diffusion model"
+            )
+        # special tokens, and the byte tokens a character tokenizer never trained on, are never generated
+        never = (self.tokenizer.special_ids - self._allowed_specials()) | set(
+            self.tokenizer.byte_fallback_ids()
+        )
+        suppressed = sorted(never)
+        self.denoiser = SuppressTokens(self.model, suppressed)
+
+    def _allowed_specials(self) -> set[int]:
+        return set()
+
+    @classmethod
+    def from_pretrained(
+        cls, name_or_path: str | os.PathLike, *, device: str = "cpu"
+    ) -> DiffusionPipeline:
+        """Load by shipped name (e.g. "shakespeare-char"), local folder, or Hugging Face hub id."""
+        return cls(load_pretrained(name_or_path, device=device))
+
+    def save_pretrained(
+        self, directory: str | os.PathLike, *, dtype: torch.dtype | None = None
+    ) -> Path:
+        return save_pretrained(
+            self.model, self.tokenizer, directory, config=self.config, dtype=dtype
+        )
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @property
+    def max_len(self) -> int:
+        return self.model.config.max_len
+
+    def encode(self, text: str) -> list[int]:
+        return self.tokenizer.encode(text)
+
+    def decode(self, ids: torch.Tensor) -> list[str]:
+        return [self.tokenizer.decode(row.tolist()) for row in ids]
+
+    def generator(self, seed: int | None) -> torch.Generator | None:
+        return None if seed is None else torch.Generator().manual_seed(seed)
+
+    def sample(
+        self,
+        shape: tuple[int, int],
+        *,
+        steps: int | None = None,
+        sampler: str | None = None,
+        temperature: float | None = None,
+        top_p: float | None = None,
+        threshold: float | None = None,
+        generator: torch.Generator | None = None,
+        x_init: torch.Tensor | None = None,
+        fixed: torch.Tensor | None = None,
+        t_start: float = 1.0,
+        cond: Any = None,
+        attention_mask: torch.Tensor | None = None,
+        callback: Callable | None = None,
+    ) -> SampleOutput:
+        """Run the sampler with the model's saved defaults for every argument left as None."""
+        defaults = self.config.sample
+        name = sampler or defaults.sampler
+        fn = get_sampler(name)
+        kwargs: dict[str, Any] = dict(
+            generator=generator,
+            x_init=x_init,
+            fixed=fixed,
+            t_start=t_start,
+            cond=cond,
+            temperature=defaults.temperature if temperature is None else temperature,
+            top_p=defaults.top_p if top_p is None else top_p,
+            attention_mask=attention_mask,
+            callback=callback,
+        )
+        if name == "confidence":
+            kwargs["threshold"] = defaults.threshold if threshold is None else threshold
+        counter = _CallCounter(self.denoiser)
+        start = time.perf_counter()
+        ids = fn(counter, self.process, shape, steps or defaults.steps, **kwargs)
+        if self.device.type == "cuda":
+            torch.cuda.synchronize()
+        return SampleOutput(
+            ids=ids, seconds=time.perf_counter() - start, network_calls=counter.calls
+        )
+
+
+class _CallCounter(nn.Module):
+    """Counts network calls (the cost measure of a sampler)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model, self.config, self.calls = model, model.config, 0
+
+    def forward(self, *args, **kwargs):
+        self.calls += 1
+        return self.model(*args, **kwargs)
+
+
+def check_text(text: str, *, what: str = "text") -> str:
+    if not isinstance(text, str):
+        raise InputError(f"{what} must be a string, got {type(text).__name__}")
+    if not text.strip():
+        raise InputError(f"{what} is empty")
+    return text
+
+
+def tokenizer_coverage(tokenizer: Tokenizer, text: str) -> list[str]:
+    """Characters of `text` the tokenizer only spells as bytes (never seen in training)."""
+    if tokenizer.kind != "char":
+        return []
+    vocab = tokenizer.backend.get_vocab()
+    return sorted({c for c in text if c not in vocab})

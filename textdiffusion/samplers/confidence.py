@@ -1,0 +1,98 @@
+"""Confidence-based parallel decoding: MaskGIT (Chang et al. 2022, sec. 3.2) / LLaDA's low-confidence remasking
+(Nie et al. 2025, Alg. 5). Every step predicts all masked tokens, keeps the most confident ones and leaves the rest
+masked for the next step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+from textdiffusion.processes.base import categorical_from_uniform, uniform
+from textdiffusion.samplers.common import initial_state, keep_fixed, time_grid
+
+
+@torch.no_grad()
+def sample_confidence(
+    model: torch.nn.Module,
+    process,
+    shape: tuple[int, int],
+    steps: int,
+    *,
+    generator: torch.Generator | None = None,
+    x_init: torch.Tensor | None = None,
+    fixed: torch.Tensor | None = None,
+    t_start: float = 1.0,
+    cond=None,
+    temperature: float = 1.0,
+    top_p: float = 1.0,
+    attention_mask: torch.Tensor | None = None,
+    callback: Callable | None = None,
+    threshold: float | None = None,
+) -> torch.Tensor:
+    """Unmask the most confident predictions each step.
+
+    By count (default): the masked tokens of each row are revealed on a linear schedule, so that all are revealed
+    after `steps` steps (ceil(n / steps) or so per step). By threshold: every prediction whose probability exceeds
+    `threshold` is revealed (at least the most confident one per row), which stops early on easy text; `steps`
+    then caps the number of network calls and the last step reveals everything left.
+
+    Args: as `sample_ancestral`, plus `threshold`.
+
+    Returns:
+        int64 ids (B, L).
+    """
+    device = next(model.parameters()).device
+    mask_id = process.mask_id
+    xt, x_init, fixed = initial_state(
+        process,
+        shape,
+        device=device,
+        generator=generator,
+        x_init=x_init,
+        fixed=fixed,
+        t_start=t_start,
+    )
+    grid = time_grid(steps, t_start, device=device)
+    times = (
+        grid.tolist() if callback is not None else None
+    )  # host copies: no device sync per callback
+    n_start = (xt == mask_id).sum(dim=1)  # (B,) masked tokens to reveal
+    for step in range(steps):
+        masked = xt == mask_id  # (B, L)
+        rows = masked.nonzero(as_tuple=True)  # (n,) each; the one host-device sync of a step
+        if rows[0].numel() == 0:
+            break
+        t = grid[step].expand(shape[0])
+        logits = model(xt, t, cond=cond, attention_mask=attention_mask)
+        # Tokens and confidences are needed at the masked positions only; the uniforms are drawn for all of them
+        # (as sample_categorical over (B, L, V) would) so the random stream does not depend on which are masked.
+        u = uniform(xt.shape + (1,), device=device, generator=generator, dtype=torch.float64)
+        probs = process.probs(logits[rows], temperature=temperature, top_p=top_p)  # (n, V)
+        drawn = categorical_from_uniform(probs, u[rows])  # (n,)
+        tokens = xt.clone()
+        tokens[rows] = drawn  # (B, L)
+        confidence = torch.full(xt.shape, -1.0, device=device)
+        confidence[rows] = probs.gather(-1, drawn[:, None]).squeeze(
+            -1
+        )  # (B, L), -1 where not masked
+        n_masked = masked.sum(dim=1)  # (B,)
+        if step == steps - 1:
+            reveal = masked
+        elif threshold is not None:
+            best = confidence.amax(dim=1, keepdim=True)  # (B, 1)
+            reveal = masked & ((confidence > threshold) | (confidence >= best))
+        else:
+            # remaining after this step on the linear schedule n_start * (1 - (step + 1) / steps)
+            remaining = (n_start * (steps - step - 1)) // steps  # (B,)
+            count = (n_masked - remaining).clamp(min=0)  # (B,)
+            ranks = confidence.argsort(dim=1, descending=True).argsort(
+                dim=1
+            )  # (B, L) 0 = most confident
+            reveal = masked & (ranks < count[:, None])
+        xs = keep_fixed(torch.where(reveal, tokens, xt), x_init, fixed)
+        if callback is not None:
+            callback(step, times[step + 1], xs, logits)
+        xt = xs
+    return xt

@@ -1,0 +1,84 @@
+"""From the data flags to token streams: read documents, train or reuse a tokenizer, pack, split."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from textdiffusion.config import DataConfig
+from textdiffusion.data import (
+    DataError,
+    Tokenizer,
+    pack_documents,
+    read_documents,
+    read_hf_dataset,
+    split_stream,
+)
+from textdiffusion.training import distributed
+
+logger = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass
+class Corpus:
+    tokenizer: Tokenizer
+    train: np.ndarray
+    """int32 (N,) training token stream."""
+    valid: np.ndarray
+    """int32 (M,) validation token stream."""
+
+
+def _documents(data: DataConfig) -> list[str]:
+    documents = list(read_documents(data.data, jsonl_field=data.jsonl_field)) if data.data else []
+    if data.hf_dataset:
+        documents += list(
+            read_hf_dataset(data.hf_dataset, split=data.hf_split, field=data.jsonl_field)
+        )
+    if not documents:
+        raise DataError("no training data: pass --data FILE/FOLDER/GLOB or --hf-dataset")
+    if not any(doc.strip() for doc in documents):
+        raise DataError(f"the training data {list(data.data)} holds no text (only empty documents)")
+    return documents
+
+
+def load_corpus(
+    data: DataConfig,
+    *,
+    tokenizer: Tokenizer | None,
+    info: distributed.DistInfo,
+    out: Path,
+    seq_len: int | None = None,
+) -> Corpus:
+    """Tokenize the training (and validation) text; a new tokenizer is trained by rank 0 and shared via OUT."""
+    documents = _documents(data)
+    if tokenizer is None:
+        path = out / "tokenizer.json"
+        if info.is_main:
+            out.mkdir(parents=True, exist_ok=True)
+            if data.tokenizer == "char":
+                tokenizer = Tokenizer.train_char(documents)
+            else:
+                tokenizer = Tokenizer.train_bpe(documents, vocab_size=data.bpe_vocab_size)
+            tmp = path.with_name(".tokenizer.json.tmp")
+            tokenizer.save(tmp)
+            tmp.replace(path)
+            logger.info(
+                "trained a %s tokenizer with %d tokens", data.tokenizer, tokenizer.vocab_size
+            )
+        distributed.barrier()
+        if tokenizer is None:
+            tokenizer = Tokenizer.load(path)
+    stream = pack_documents(tokenizer.encode_batch(documents), eos_id=tokenizer.eos_id)
+    if data.valid:
+        valid_docs = list(read_documents(data.valid, jsonl_field=data.jsonl_field))
+        valid = pack_documents(tokenizer.encode_batch(valid_docs), eos_id=tokenizer.eos_id)
+        train = stream
+    else:
+        train, valid = split_stream(
+            stream, valid_fraction=data.valid_fraction, seq_len=seq_len or 2
+        )
+    logger.info("%d training tokens, %d validation tokens", len(train), len(valid))
+    return Corpus(tokenizer=tokenizer, train=train, valid=valid)

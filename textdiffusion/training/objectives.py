@@ -1,0 +1,71 @@
+"""Training losses: the diffusion ELBO of a forward process, or next-token cross-entropy for the AR baseline."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def masked_mean(values: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """Mean of (B, L) `values` over positions where `mask` (B, L) is True (all positions when None)."""
+    if mask is None:
+        return values.mean()
+    mask = mask.to(values.dtype)
+    return (values * mask).sum() / mask.sum().clamp(min=1.0)
+
+
+class DiffusionObjective:
+    """ELBO per token (nats) of `process`: t ~ sample_t, x_t ~ q(x_t | x_0), loss(model(x_t, t), x_0, x_t, t)."""
+
+    name = "diffusion"
+
+    def __init__(self, process) -> None:
+        self.process = process
+
+    def __call__(
+        self,
+        model: torch.nn.Module,
+        x0: torch.Tensor,
+        *,
+        generator: torch.Generator | None = None,
+        attention_mask: torch.Tensor | None = None,
+        cond=None,
+    ) -> torch.Tensor:
+        t = self.process.sample_t(x0.shape[0], device=x0.device, generator=generator)
+        xt = self.process.q_sample(x0, t, generator=generator)
+        logits = model(xt, t, cond=cond, attention_mask=attention_mask)
+        return masked_mean(self.process.loss(logits, x0, xt, t), attention_mask)
+
+
+class AutoregressiveObjective:
+    """Next-token cross-entropy (nats per token); the input is x_0 shifted right behind a BOS token."""
+
+    name = "ar"
+
+    def __init__(self, bos_id: int) -> None:
+        self.bos_id = bos_id
+
+    def shift(self, x0: torch.Tensor) -> torch.Tensor:
+        bos = torch.full_like(x0[:, :1], self.bos_id)
+        return torch.cat([bos, x0[:, :-1]], dim=1)  # (B, L)
+
+    def __call__(
+        self,
+        model: torch.nn.Module,
+        x0: torch.Tensor,
+        *,
+        generator: torch.Generator | None = None,
+        attention_mask: torch.Tensor | None = None,
+        cond=None,
+    ) -> torch.Tensor:
+        logits = model(self.shift(x0), None, cond=cond, attention_mask=attention_mask)
+        nll = F.cross_entropy(logits.float().transpose(1, 2), x0, reduction="none")  # (B, L)
+        return masked_mean(nll, attention_mask)
+
+
+def build_objective(name: str, *, process, bos_id: int):
+    if name == "diffusion":
+        return DiffusionObjective(process)
+    if name == "ar":
+        return AutoregressiveObjective(bos_id)
+    raise ValueError(f"unknown objective {name!r}; choose diffusion or ar")

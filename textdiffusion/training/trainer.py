@@ -1,0 +1,460 @@
+"""The training loop: one process or many under torchrun, resumable exactly, checkpoints written atomically.
+
+step:  t = process.sample_t(...); xt = process.q_sample(x0, t); logits = model(xt, t); loss = mean(process.loss(...))
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import math
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from textdiffusion.checkpoint import (
+    CONFIG_NAME,
+    TOKENIZER_NAME,
+    WEIGHTS_NAME,
+    CheckpointConfig,
+    load_pretrained,
+    load_training_state,
+    load_weights,
+    read_config,
+    save_pretrained,
+    unwrap,
+    weights_state,
+)
+from textdiffusion.config import DataConfig, ModelConfig, ProcessConfig, SampleConfig, TrainConfig
+from textdiffusion.data import BatchStream, Tokenizer, chunk_stream
+from textdiffusion.evaluation.elbo import LN2, autoregressive_nll, diffusion_nll
+from textdiffusion.networks import DiffusionTransformer
+from textdiffusion.processes import build_process
+from textdiffusion.training import distributed
+from textdiffusion.training.data import load_corpus
+from textdiffusion.training.ema import EMA
+from textdiffusion.training.objectives import build_objective
+from textdiffusion.training.optim import build_optimizer, learning_rate
+
+logger = logging.getLogger(__name__)
+
+
+class TrainingError(RuntimeError):
+    """Training cannot start or continue; the message says why and what was kept."""
+
+
+class TrainingDiverged(TrainingError):
+    """The loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+@dataclasses.dataclass
+class TrainResult:
+    out: Path
+    step: int
+    loss: float
+    valid_nll: float | None
+    """Validation ELBO (or AR NLL) in nats per token, from the last evaluation."""
+    valid_bits_per_char: float | None
+    tokens_per_second: float
+    parameters: int
+
+
+def find_checkpoints(out: Path) -> list[Path]:
+    """Complete checkpoints in OUT/checkpoints, oldest first (temporary folders are never named step-*)."""
+    folder = out / "checkpoints"
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.glob("step-*") if p.is_dir() and (p / CONFIG_NAME).is_file())
+
+
+def _atomic_copy(src: Path, dst: Path) -> None:
+    tmp = dst.with_name(f".{dst.name}.tmp-{os.getpid()}")
+    shutil.copyfile(src, tmp)
+    os.replace(tmp, dst)
+
+
+class Trainer:
+    """Holds the state of one run; `run()` trains to `config.steps` (or `--max-minutes`) and returns a TrainResult."""
+
+    def __init__(
+        self,
+        data: DataConfig,
+        config: TrainConfig,
+        *,
+        out: str | Path,
+        model: ModelConfig | None = None,
+        process: ProcessConfig | None = None,
+        sample: SampleConfig | None = None,
+        resume: bool = False,
+        init_from: str | None = None,
+        task: str = "generate",
+        progress: bool = True,
+    ) -> None:
+        self.config, self.out, self.progress = config, Path(out), progress
+        self.info = distributed.setup(config.device)
+        self.device = self.info.device
+        checkpoints = find_checkpoints(self.out)
+        if checkpoints and not resume:
+            raise TrainingError(
+                f"{self.out} already holds a training run ({checkpoints[-1].name}); pass --resume to continue it "
+                "or choose another --out"
+            )
+        self.resume_from = checkpoints[-1] if resume and checkpoints else None
+        if resume and self.resume_from is None:
+            logger.warning("--resume: no checkpoint in %s yet, starting a new run", self.out)
+
+        torch.manual_seed(config.seed)  # identical initial weights on every rank
+        init = None
+        if self.resume_from is not None:
+            ckpt = read_config(self.resume_from)
+            tokenizer = Tokenizer.load(self.resume_from / TOKENIZER_NAME)
+        elif init_from is not None:
+            init = load_pretrained(init_from)
+            ckpt, tokenizer = dataclasses.replace(init.config, task=task), init.tokenizer
+            if sample is not None:
+                ckpt.sample = sample
+        else:
+            ckpt, tokenizer = None, None
+        seq_len = data.seq_len or (ckpt.model.max_len if ckpt else (model or ModelConfig()).max_len)
+        corpus = load_corpus(
+            data, tokenizer=tokenizer, info=self.info, out=self.out, seq_len=seq_len
+        )
+        self.tokenizer = corpus.tokenizer
+        if ckpt is None:
+            model_config = dataclasses.replace(
+                model or ModelConfig(), vocab_size=self.tokenizer.vocab_size
+            )
+            if config.objective == "ar":
+                model_config = dataclasses.replace(model_config, causal=True)
+            ckpt = CheckpointConfig(
+                model=model_config,
+                process=process or ProcessConfig(),
+                sample=sample or SampleConfig(),
+                objective=config.objective,
+                task=task,
+            )
+        if ckpt.objective != config.objective:
+            raise TrainingError(
+                f"--objective {config.objective} does not match the checkpoint's objective {ckpt.objective}"
+            )
+        self.ckpt_config = ckpt
+        self.seq_len = data.seq_len or ckpt.model.max_len
+        if self.seq_len > ckpt.model.max_len:
+            raise TrainingError(
+                f"--seq-len {self.seq_len} exceeds the model's max length {ckpt.model.max_len}"
+            )
+
+        self.net = DiffusionTransformer(ckpt.model).to(self.device)
+        if init is not None:
+            self.net.load_state_dict(init.model.state_dict())
+        self.process = build_process(ckpt.process, mask_id=self.tokenizer.mask_id)
+        self.objective = build_objective(
+            config.objective, process=self.process, bos_id=self.tokenizer.bos_id
+        )
+        self.model = distributed.wrap(self.net, self.info, parallel=config.parallel)
+        if config.compile:
+            self.model = torch.compile(self.model)
+        self.optimizer = build_optimizer(self.net, config)
+        self.ema = EMA(self.net, decay=config.ema_decay) if config.ema_decay > 0 else None
+        self.stream = BatchStream(
+            corpus.train,
+            seq_len=self.seq_len,
+            batch_size=config.batch_size,
+            seed=config.seed,
+            rank=self.info.rank,
+            world_size=self.info.world_size,
+        )
+        self.valid = chunk_stream(corpus.valid, self.seq_len)[
+            : config.eval_batches * config.batch_size
+        ]
+        self.valid_chars = (
+            len(self.tokenizer.decode(self.valid.reshape(-1).tolist())) if len(self.valid) else 0
+        )
+        self.noise = torch.Generator(device=self.device).manual_seed(
+            config.seed * 1000 + self.info.rank
+        )
+        torch.manual_seed(config.seed * 1000 + self.info.rank)  # dropout differs between ranks
+        self.step = 0
+        if self.resume_from is not None:
+            self._load_state(load_training_state(self.resume_from))
+        self.autocast = self.device.type == "cuda" and config.precision in ("auto", "bf16")
+
+    # -- state --------------------------------------------------------------------------------------------------
+    def _load_state(self, state: dict[str, Any]) -> None:
+        load_weights(self.net, state["model"], where=str(self.resume_from))
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.ema is not None and state.get("ema") is not None:
+            self.ema.load_state_dict(state["ema"])
+        self.stream.load_state_dict(state["data"])
+        self.step = int(state["step"])
+        rng = state["rng"]
+        torch.set_rng_state(rng["torch"])
+        if self.device.type == "cuda" and rng.get("cuda") is not None:
+            torch.cuda.set_rng_state(rng["cuda"], self.device)
+        noise = (
+            rng["noise"][self.info.rank] if self.info.rank < len(rng["noise"]) else rng["noise"][0]
+        )
+        self.noise.set_state(noise)
+        logger.info("resumed from %s at step %d", self.resume_from, self.step)
+
+    def _gather(self, value: torch.Tensor) -> list[torch.Tensor]:
+        if not self.info.distributed:
+            return [value]
+        out = [torch.empty_like(value) for _ in range(self.info.world_size)]
+        torch.distributed.all_gather(out, value)
+        return out
+
+    def _full_state(self) -> dict[str, torch.Tensor]:
+        """Unsharded weights on the CPU (a collective under FSDP: every rank must call it)."""
+        if self.config.parallel == "fsdp" and self.info.distributed:
+            from torch.distributed.checkpoint.state_dict import (
+                StateDictOptions,
+                get_model_state_dict,
+            )
+
+            options = StateDictOptions(full_state_dict=True, cpu_offload=True)
+            return {
+                k: v.contiguous()
+                for k, v in get_model_state_dict(self.net, options=options).items()
+            }
+        return weights_state(self.net)
+
+    def _ema_state(self, raw: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        if self.ema is None:
+            return raw
+        full = {}
+        for name, tensor in self.ema.shadow.items():
+            if hasattr(tensor, "full_tensor"):  # an FSDP shard
+                tensor = tensor.full_tensor()
+            full[name] = tensor.detach().cpu().contiguous()
+        return {k: full.get(k, v) for k, v in raw.items()}
+
+    def save(self) -> Path | None:
+        """Write OUT/checkpoints/step-N (resumable) and refresh OUT's model files; rank 0 writes, all ranks wait."""
+        raw = self._full_state()
+        weights = self._ema_state(raw)
+        noise_states = self._gather(self.noise.get_state().to(self.device))
+        optimizer = self.optimizer.state_dict()
+        if self.config.parallel == "fsdp" and self.info.distributed:
+            from torch.distributed.checkpoint.state_dict import (
+                StateDictOptions,
+                get_optimizer_state_dict,
+            )
+
+            options = StateDictOptions(full_state_dict=True, cpu_offload=True)
+            optimizer = get_optimizer_state_dict(self.net, self.optimizer, options=options)
+        path = None
+        if self.info.is_main:
+            for name, tensor in weights.items():
+                if not torch.isfinite(tensor).all():
+                    raise TrainingDiverged(
+                        f"weight {name} is not finite at step {self.step}; not saving it"
+                    )
+            state = {
+                "step": self.step,
+                "model": raw,
+                "ema": self.ema.state_dict() if self.ema is not None else None,
+                "optimizer": optimizer,
+                "data": self.stream.state_dict(),
+                "rng": {
+                    "torch": torch.get_rng_state(),
+                    "cuda": torch.cuda.get_rng_state(self.device)
+                    if self.device.type == "cuda"
+                    else None,
+                    "noise": [s.cpu() for s in noise_states],
+                },
+                "train_config": dataclasses.asdict(self.config),
+            }
+            path = self.out / "checkpoints" / f"step-{self.step:07d}"
+            save_pretrained(
+                self.net,
+                self.tokenizer,
+                path,
+                config=self.ckpt_config,
+                weights=weights,
+                training_state=state,
+            )
+            for name in (
+                WEIGHTS_NAME,
+                CONFIG_NAME,
+                TOKENIZER_NAME,
+            ):  # OUT itself is a loadable model
+                _atomic_copy(path / name, self.out / name)
+            for old in find_checkpoints(self.out)[: -self.config.keep_checkpoints]:
+                shutil.rmtree(old, ignore_errors=True)
+        distributed.barrier()
+        return path
+
+    # -- evaluation ---------------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def evaluate(self) -> tuple[float, float] | None:
+        """Validation ELBO (diffusion) or NLL (AR) with the EMA weights: (nats per token, bits per char)."""
+        if len(self.valid) == 0:
+            return None
+        model = unwrap(self.net)
+        backup = None
+        if self.ema is not None and not (self.config.parallel == "fsdp" and self.info.distributed):
+            backup = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            load_weights(model, self._ema_state(weights_state(model)), where="EMA")
+        model.eval()
+        shard = torch.from_numpy(
+            self.valid[self.info.rank :: self.info.world_size].astype(np.int64)
+        )
+        valid_mask = torch.ones_like(shard, dtype=torch.bool)
+        with self._autocast():
+            if self.config.objective == "ar":
+                nll = autoregressive_nll(
+                    model,
+                    shard,
+                    valid_mask,
+                    bos_id=self.tokenizer.bos_id,
+                    batch_size=self.config.batch_size,
+                )
+            else:
+                generator = torch.Generator().manual_seed(
+                    1234
+                )  # the same draws at every evaluation
+                nll, _ = diffusion_nll(
+                    model,
+                    self.process,
+                    shard,
+                    valid_mask,
+                    samples=4,
+                    batch_size=self.config.batch_size,
+                    generator=generator,
+                )
+        total = distributed.all_reduce_sum(
+            torch.tensor([nll.sum().item(), shard.numel()], device=self.device)
+        )
+        if backup is not None:
+            model.load_state_dict(backup)
+        model.train()
+        nats, tokens = float(total[0]), float(total[1])
+        return nats / tokens, nats / max(1, self.valid_chars) / LN2
+
+    def _autocast(self):
+        if self.autocast:
+            return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    # -- the loop -----------------------------------------------------------------------------------------------
+    def train_step(self) -> torch.Tensor:
+        config = self.config
+        lr = learning_rate(self.step, config)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        micro = config.grad_accum
+        batch = torch.from_numpy(self.stream.next_batch())  # (B / world, L)
+        total = torch.zeros((), device=self.device)
+        for i, x0 in enumerate(batch.chunk(micro)):
+            x0 = x0.to(self.device, non_blocking=True)
+            sync = i == micro - 1 or not hasattr(self.model, "no_sync")
+            with contextlib.nullcontext() if sync else self.model.no_sync():
+                with self._autocast():
+                    loss = self.objective(self.model, x0, generator=self.noise)
+                (loss / micro).backward()
+            total += loss.detach() / micro
+        if config.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(self.net.parameters(), config.grad_clip)
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.ema is not None:
+            self.ema.update(self.net)
+        self.step += 1
+        return total
+
+    def run(self) -> TrainResult:
+        from textdiffusion.training.progress import TrainProgress
+
+        config = self.config
+        self.net.train()
+        tokens_per_step = config.batch_size * self.seq_len
+        bar = TrainProgress(
+            total=config.steps, start=self.step, enabled=self.progress and self.info.is_main
+        )
+        deadline = time.monotonic() + 60 * config.max_minutes if config.max_minutes else math.inf
+        window_loss = torch.zeros((), device=self.device)
+        window_start, window_steps, speed, last_loss = time.perf_counter(), 0, 0.0, float("nan")
+        valid = None
+        if self.info.is_main:
+            logger.info(
+                "training %d parameters on %s (%d processes), %d steps of %d tokens",
+                self.net.num_parameters(),
+                self.device,
+                self.info.world_size,
+                config.steps,
+                tokens_per_step,
+            )
+        try:
+            with bar:
+                while self.step < config.steps:
+                    window_loss += self.train_step()
+                    window_steps += 1
+                    last = self.step == config.steps or time.monotonic() > deadline
+                    if self.step % config.log_every == 0 or last:
+                        mean = float(window_loss) / window_steps  # one device sync per log interval
+                        if not math.isfinite(mean):
+                            raise TrainingDiverged(self._diverged_message(mean))
+                        elapsed = time.perf_counter() - window_start
+                        speed = window_steps * tokens_per_step / max(elapsed, 1e-9)
+                        last_loss = mean
+                        bar.update(
+                            self.step,
+                            loss=mean,
+                            speed=speed,
+                            lr=learning_rate(self.step - 1, config),
+                        )
+                        window_loss.zero_()
+                        window_start, window_steps = time.perf_counter(), 0
+                    if (config.eval_every and self.step % config.eval_every == 0) or last:
+                        valid = self.evaluate()
+                        if valid is not None and self.info.is_main:
+                            logger.info(
+                                "step %d: valid %.4f nats/token, %.4f bits/char", self.step, *valid
+                            )
+                            bar.note(valid_bpc=valid[1])
+                    if self.step % config.save_every == 0 or last:
+                        self.save()
+                    if last:
+                        break
+        except KeyboardInterrupt:
+            if self.info.is_main:
+                logger.warning(
+                    "interrupted at step %d; saving a checkpoint before stopping", self.step
+                )
+            self.save()
+            raise
+        finally:
+            distributed.cleanup()
+        return TrainResult(
+            out=self.out,
+            step=self.step,
+            loss=last_loss,
+            valid_nll=valid[0] if valid else None,
+            valid_bits_per_char=valid[1] if valid else None,
+            tokens_per_second=speed,
+            parameters=self.net.num_parameters(),
+        )
+
+    def _diverged_message(self, value: float) -> str:
+        kept = find_checkpoints(self.out)
+        where = (
+            f"the last good checkpoint {kept[-1]} is kept"
+            if kept
+            else "no checkpoint had been written yet"
+        )
+        return (
+            f"the training loss became {value} by step {self.step}; {where}. Lower --lr, raise --warmup-steps or "
+            "check the data, then continue with --resume"
+        )
+
+
+def train(data: DataConfig, config: TrainConfig, *, out: str | Path, **kwargs) -> TrainResult:
+    """Train a model (see `Trainer` for the arguments) and return its TrainResult."""
+    return Trainer(data, config, out=out, **kwargs).run()
