@@ -167,6 +167,41 @@ class DataConfig:
 
 
 @dataclasses.dataclass
+class DenoiseConfig:
+    """Training pairs of the denoising task: clean text corrupted on the fly (see data/corruption.py)."""
+
+    max_chars: int = 120
+    """Longest clean text per pair; longer lines are corrected in pieces of this size."""
+    word_fraction: float = 0.3
+    """Share of training pairs that are single words (for word-level spelling correction)."""
+    word_clean_rate: float = 0.25
+    """Share of those words left correct, so that correct words come back unchanged."""
+    word_error_rate: float = 0.15
+    """Share of words of a sentence that get a spelling error."""
+    grammar_rate: float = 0.05
+    """Rate of each grammatical slip (articles, agreement, verb forms, prepositions)."""
+    clean_rate: float = 0.1
+    """Share of sentences left clean."""
+    workers: int = 0
+    """Processes corrupting text ahead of training (0: in the training process)."""
+
+    def __post_init__(self) -> None:
+        _check(self.max_chars >= 8, f"--max-chars must be >= 8, got {self.max_chars}")
+        for name in (
+            "word_fraction",
+            "word_clean_rate",
+            "word_error_rate",
+            "grammar_rate",
+            "clean_rate",
+        ):
+            value = getattr(self, name)
+            _check(
+                0.0 <= value <= 1.0, f"--{name.replace('_', '-')} must be in [0, 1], got {value}"
+            )
+        _check(self.workers >= 0, f"--workers must be >= 0, got {self.workers}")
+
+
+@dataclasses.dataclass
 class TrainConfig:
     """Optimisation, checkpointing and hardware."""
 
@@ -213,7 +248,7 @@ class TrainConfig:
     objective: Objective = "diffusion"
     """diffusion (ELBO of the forward process) or ar (next-token baseline, causal attention)."""
     max_minutes: float | None = None
-    """Stop (and save) after this many minutes of training."""
+    """Stop (and save) after this many minutes of training; the learning rate then decays over this budget."""
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "grad_accum", "log_every", "keep_checkpoints"):

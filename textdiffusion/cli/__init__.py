@@ -11,13 +11,14 @@ from collections.abc import Callable, Sequence
 
 
 def commands() -> dict[str, Callable]:
-    from textdiffusion.cli import evaluate, generate, train
+    from textdiffusion.cli import denoise, evaluate, generate, train
 
     return {
         "train": train.train,
         "generate": generate.generate,
         "infill": generate.infill,
         "eval": evaluate.evaluate,
+        "denoise": denoise.denoise,
     }
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Literal
 
-from textdiffusion.config import DataConfig, ScheduleName, TrainConfig
+from textdiffusion.config import DataConfig, DenoiseConfig, ScheduleName, TrainConfig
 
 
 @dataclasses.dataclass
@@ -14,6 +14,9 @@ class TrainArgs:
     """Folder for checkpoints and the final model (loadable with --model OUT)."""
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+    task: Literal["generate", "denoise"] = "generate"
+    """generate: a language model of --data; denoise: a corrector trained on --data corrupted on the fly."""
+    denoise: DenoiseConfig = dataclasses.field(default_factory=DenoiseConfig)
     preset: Literal["tiny", "small", "base"] = "small"
     """Model size: tiny (~0.1M parameters), small (~10M), base (~85M, 1024 tokens)."""
     n_layers: int | None = None
@@ -43,7 +46,7 @@ def train(args: TrainArgs) -> None:
     from textdiffusion.cli.common import CLIError, print_config, save_config
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    from textdiffusion.config import PRESETS, ConfigError, ModelConfig, ProcessConfig
+    from textdiffusion.config import PRESETS, ConfigError, ModelConfig, ProcessConfig, SampleConfig
     from textdiffusion.data import DataError
     from textdiffusion.training import TrainingError
     from textdiffusion.training import train as run_training
@@ -76,6 +79,12 @@ def train(args: TrainArgs) -> None:
             process=process,
             resume=args.resume,
             init_from=args.init_from,
+            task=args.task,
+            denoise=args.denoise if args.task == "denoise" else None,
+            # a corrector decodes greedily and in parallel; a language model samples
+            sample=SampleConfig(sampler="confidence", steps=32, threshold=0.9, temperature=0.1)
+            if args.task == "denoise"
+            else None,
             progress=not args.quiet,
         )
     except (TrainingError, DataError, ConfigError, ValueError) as exc:

@@ -1,4 +1,5 @@
-"""From the data flags to token streams: read documents, train or reuse a tokenizer, pack, split."""
+"""From the data flags to training data: read documents, train or reuse a tokenizer, then either pack token
+streams (language modelling) or cut clean sentences (for on-the-fly noisy -> clean pairs)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from textdiffusion.data import (
     read_hf_dataset,
     split_stream,
 )
+from textdiffusion.data.pairs import sentences_from_text
 from textdiffusion.training import distributed
 
 logger = logging.getLogger(__name__)
@@ -31,7 +33,16 @@ class Corpus:
     """int32 (M,) validation token stream."""
 
 
-def _documents(data: DataConfig) -> list[str]:
+@dataclasses.dataclass
+class PairCorpus:
+    tokenizer: Tokenizer
+    train: list[str]
+    """Clean training sentences."""
+    valid: list[str]
+    """Clean validation sentences."""
+
+
+def load_documents(data: DataConfig) -> list[str]:
     documents = list(read_documents(data.data, jsonl_field=data.jsonl_field)) if data.data else []
     if data.hf_dataset:
         documents += list(
@@ -44,6 +55,32 @@ def _documents(data: DataConfig) -> list[str]:
     return documents
 
 
+def ensure_tokenizer(
+    documents: list[str],
+    data: DataConfig,
+    *,
+    tokenizer: Tokenizer | None,
+    info: distributed.DistInfo,
+    out: Path,
+) -> Tokenizer:
+    """`tokenizer`, or a new one trained on `documents` by rank 0 and shared with the others through OUT."""
+    if tokenizer is not None:
+        return tokenizer
+    path = out / "tokenizer.json"
+    if info.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        if data.tokenizer == "char":
+            tokenizer = Tokenizer.train_char(documents)
+        else:
+            tokenizer = Tokenizer.train_bpe(documents, vocab_size=data.bpe_vocab_size)
+        tmp = path.with_name(".tokenizer.json.tmp")
+        tokenizer.save(tmp)
+        tmp.replace(path)
+        logger.info("trained a %s tokenizer with %d tokens", data.tokenizer, tokenizer.vocab_size)
+    distributed.barrier()
+    return tokenizer if tokenizer is not None else Tokenizer.load(path)
+
+
 def load_corpus(
     data: DataConfig,
     *,
@@ -52,25 +89,9 @@ def load_corpus(
     out: Path,
     seq_len: int | None = None,
 ) -> Corpus:
-    """Tokenize the training (and validation) text; a new tokenizer is trained by rank 0 and shared via OUT."""
-    documents = _documents(data)
-    if tokenizer is None:
-        path = out / "tokenizer.json"
-        if info.is_main:
-            out.mkdir(parents=True, exist_ok=True)
-            if data.tokenizer == "char":
-                tokenizer = Tokenizer.train_char(documents)
-            else:
-                tokenizer = Tokenizer.train_bpe(documents, vocab_size=data.bpe_vocab_size)
-            tmp = path.with_name(".tokenizer.json.tmp")
-            tokenizer.save(tmp)
-            tmp.replace(path)
-            logger.info(
-                "trained a %s tokenizer with %d tokens", data.tokenizer, tokenizer.vocab_size
-            )
-        distributed.barrier()
-        if tokenizer is None:
-            tokenizer = Tokenizer.load(path)
+    """Tokenize and pack the training (and validation) text."""
+    documents = load_documents(data)
+    tokenizer = ensure_tokenizer(documents, data, tokenizer=tokenizer, info=info, out=out)
     stream = pack_documents(tokenizer.encode_batch(documents), eos_id=tokenizer.eos_id)
     if data.valid:
         valid_docs = list(read_documents(data.valid, jsonl_field=data.jsonl_field))
@@ -82,3 +103,28 @@ def load_corpus(
         )
     logger.info("%d training tokens, %d validation tokens", len(train), len(valid))
     return Corpus(tokenizer=tokenizer, train=train, valid=valid)
+
+
+def load_pair_corpus(
+    data: DataConfig,
+    *,
+    tokenizer: Tokenizer | None,
+    info: distributed.DistInfo,
+    out: Path,
+    max_chars: int,
+) -> PairCorpus:
+    """Clean sentences to corrupt on the fly; the tail (or --valid) is held out for validation."""
+    documents = load_documents(data)
+    tokenizer = ensure_tokenizer(documents, data, tokenizer=tokenizer, info=info, out=out)
+    sentences = [s for doc in documents for s in sentences_from_text(doc, max_chars=max_chars)]
+    if data.valid:
+        valid_docs = read_documents(data.valid, jsonl_field=data.jsonl_field)
+        valid = [s for doc in valid_docs for s in sentences_from_text(doc, max_chars=max_chars)]
+        train = sentences
+    else:
+        n_valid = int(len(sentences) * data.valid_fraction)
+        train, valid = sentences[: len(sentences) - n_valid], sentences[len(sentences) - n_valid :]
+    if not train:
+        raise DataError("the training data holds no sentence of at least 8 characters")
+    logger.info("%d training sentences, %d validation sentences", len(train), len(valid))
+    return PairCorpus(tokenizer=tokenizer, train=train, valid=valid)

@@ -29,11 +29,15 @@ def build_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.
     )
 
 
-def learning_rate(step: int, config: TrainConfig) -> float:
-    """Linear warm-up to `lr`, then cosine decay to `lr * min_lr_ratio` at the last step."""
+def learning_rate(step: int, config: TrainConfig, *, time_fraction: float = 0.0) -> float:
+    """Linear warm-up to `lr`, then cosine decay to `lr * min_lr_ratio` at the last step.
+
+    With a time budget (`--max-minutes`), `time_fraction` is the share of it used so far, and the decay follows
+    whichever of steps and time runs out first, so a run cut by the clock still ends at the low learning rate.
+    """
     if config.warmup_steps and step < config.warmup_steps:
         return config.lr * (step + 1) / config.warmup_steps
     span = max(1, config.steps - config.warmup_steps)
-    progress = min(1.0, (step - config.warmup_steps) / span)
+    progress = min(1.0, max((step - config.warmup_steps) / span, time_fraction))
     floor = config.lr * config.min_lr_ratio
     return floor + 0.5 * (config.lr - floor) * (1.0 + math.cos(math.pi * progress))

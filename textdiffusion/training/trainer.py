@@ -31,13 +31,22 @@ from textdiffusion.checkpoint import (
     unwrap,
     weights_state,
 )
-from textdiffusion.config import DataConfig, ModelConfig, ProcessConfig, SampleConfig, TrainConfig
+from textdiffusion.config import (
+    DataConfig,
+    DenoiseConfig,
+    ModelConfig,
+    ProcessConfig,
+    SampleConfig,
+    TrainConfig,
+)
 from textdiffusion.data import BatchStream, Tokenizer, chunk_stream
+from textdiffusion.data.corruption import CorruptionConfig, Corruptor
+from textdiffusion.data.pairs import CorruptionPairStream
 from textdiffusion.evaluation.elbo import LN2, autoregressive_nll, diffusion_nll
-from textdiffusion.networks import DiffusionTransformer
+from textdiffusion.networks import Cond, DiffusionTransformer
 from textdiffusion.processes import build_process
 from textdiffusion.training import distributed
-from textdiffusion.training.data import load_corpus
+from textdiffusion.training.data import load_corpus, load_pair_corpus
 from textdiffusion.training.ema import EMA
 from textdiffusion.training.objectives import build_objective
 from textdiffusion.training.optim import build_optimizer, learning_rate
@@ -94,6 +103,7 @@ class Trainer:
         resume: bool = False,
         init_from: str | None = None,
         task: str = "generate",
+        denoise: DenoiseConfig | None = None,
         progress: bool = True,
     ) -> None:
         self.config, self.out, self.progress = config, Path(out), progress
@@ -122,10 +132,18 @@ class Trainer:
         else:
             ckpt, tokenizer = None, None
         seq_len = data.seq_len or (ckpt.model.max_len if ckpt else (model or ModelConfig()).max_len)
-        corpus = load_corpus(
-            data, tokenizer=tokenizer, info=self.info, out=self.out, seq_len=seq_len
-        )
-        self.tokenizer = corpus.tokenizer
+        task = ckpt.task if ckpt is not None and self.resume_from is not None else task
+        if task == "denoise":
+            denoise = denoise or DenoiseConfig(**(ckpt.task_config if ckpt else {}))
+            pairs = load_pair_corpus(
+                data, tokenizer=tokenizer, info=self.info, out=self.out, max_chars=denoise.max_chars
+            )
+            self.tokenizer = pairs.tokenizer
+        else:
+            corpus = load_corpus(
+                data, tokenizer=tokenizer, info=self.info, out=self.out, seq_len=seq_len
+            )
+            self.tokenizer = corpus.tokenizer
         if ckpt is None:
             model_config = dataclasses.replace(
                 model or ModelConfig(), vocab_size=self.tokenizer.vocab_size
@@ -138,6 +156,7 @@ class Trainer:
                 sample=sample or SampleConfig(),
                 objective=config.objective,
                 task=task,
+                task_config=dataclasses.asdict(denoise) if task == "denoise" else {},
             )
         if ckpt.objective != config.objective:
             raise TrainingError(
@@ -162,28 +181,88 @@ class Trainer:
             self.model = torch.compile(self.model)
         self.optimizer = build_optimizer(self.net, config)
         self.ema = EMA(self.net, decay=config.ema_decay) if config.ema_decay > 0 else None
-        self.stream = BatchStream(
-            corpus.train,
-            seq_len=self.seq_len,
-            batch_size=config.batch_size,
-            seed=config.seed,
-            rank=self.info.rank,
-            world_size=self.info.world_size,
-        )
-        self.valid = chunk_stream(corpus.valid, self.seq_len)[
-            : config.eval_batches * config.batch_size
-        ]
-        self.valid_chars = (
-            len(self.tokenizer.decode(self.valid.reshape(-1).tolist())) if len(self.valid) else 0
-        )
+        if task == "denoise":
+            self.stream = self._pair_stream(
+                pairs.train, denoise, seed=config.seed, workers=denoise.workers
+            )
+            valid = (
+                self._pair_stream(pairs.valid, denoise, seed=config.seed + 1, workers=0)
+                if pairs.valid
+                else None
+            )
+            self.valid = [valid.next_batch() for _ in range(config.eval_batches)] if valid else []
+            self.valid_chars = 0
+        else:
+            self.stream = BatchStream(
+                corpus.train,
+                seq_len=self.seq_len,
+                batch_size=config.batch_size,
+                seed=config.seed,
+                rank=self.info.rank,
+                world_size=self.info.world_size,
+            )
+            self.valid = chunk_stream(corpus.valid, self.seq_len)[
+                : config.eval_batches * config.batch_size
+            ]
+            self.valid_chars = (
+                len(self.tokenizer.decode(self.valid.reshape(-1).tolist()))
+                if len(self.valid)
+                else 0
+            )
         self.noise = torch.Generator(device=self.device).manual_seed(
             config.seed * 1000 + self.info.rank
         )
         torch.manual_seed(config.seed * 1000 + self.info.rank)  # dropout differs between ranks
         self.step = 0
+        self.started: float | None = None
+        self.time_fraction = 0.0  # of the --max-minutes budget, as of the last log step
+        self.tokens_seen = 0  # on this rank, prefix and padding included (for the tokens/s display)
         if self.resume_from is not None:
             self._load_state(load_training_state(self.resume_from))
         self.autocast = self.device.type == "cuda" and config.precision in ("auto", "bf16")
+
+    def _pair_stream(
+        self, sentences, denoise: DenoiseConfig, *, seed: int, workers: int
+    ) -> CorruptionPairStream:
+        g = denoise.grammar_rate
+        corruptor = Corruptor(
+            CorruptionConfig(
+                word_error_rate=denoise.word_error_rate,
+                article_rate=g,
+                agreement_rate=g,
+                verb_form_rate=g,
+                preposition_rate=g,
+                clean_rate=denoise.clean_rate,
+            )
+        )
+        return CorruptionPairStream(
+            sentences,
+            tokenizer=self.tokenizer,
+            corruptor=corruptor,
+            batch_size=self.config.batch_size,
+            seed=seed,
+            rank=self.info.rank,
+            world_size=self.info.world_size,
+            word_fraction=denoise.word_fraction,
+            word_clean_rate=denoise.word_clean_rate,
+            workers=workers,
+        )
+
+    def _micro_batches(self, batch) -> list[tuple[torch.Tensor, dict[str, Any]]]:
+        """Split a batch (token windows, or a dict of seq2seq arrays) into `grad_accum` pieces on the device."""
+        micro = self.config.grad_accum
+        if not isinstance(batch, dict):
+            return [
+                (x0.to(self.device, non_blocking=True), {})
+                for x0 in torch.from_numpy(batch).chunk(micro)
+            ]
+        parts = {k: torch.from_numpy(v).chunk(micro) for k, v in batch.items()}
+        out = []
+        for i in range(len(parts["target"])):
+            piece = {k: v[i].to(self.device, non_blocking=True) for k, v in parts.items()}
+            cond = Cond(prefix=piece["prefix"], prefix_mask=piece["prefix_mask"])
+            out.append((piece["target"], {"cond": cond, "attention_mask": piece["target_mask"]}))
+        return out
 
     # -- state --------------------------------------------------------------------------------------------------
     def _load_state(self, state: dict[str, Any]) -> None:
@@ -297,6 +376,8 @@ class Trainer:
         """Validation ELBO (diffusion) or NLL (AR) with the EMA weights: (nats per token, bits per char)."""
         if len(self.valid) == 0:
             return None
+        if isinstance(self.valid, list):
+            return self._evaluate_pairs()
         model = unwrap(self.net)
         backup = None
         if self.ema is not None and not (self.config.parallel == "fsdp" and self.info.distributed):
@@ -338,28 +419,57 @@ class Trainer:
         nats, tokens = float(total[0]), float(total[1])
         return nats / tokens, nats / max(1, self.valid_chars) / LN2
 
+    def _evaluate_pairs(self) -> tuple[float, float]:
+        """Mean ELBO per target token (nats, bits) of the fixed validation pairs, with fixed noise draws."""
+        model = unwrap(self.net)
+        model.eval()
+        generator = torch.Generator(device=self.device).manual_seed(1234)
+        total = torch.zeros(2, device=self.device)
+        with self._autocast():
+            for batch in self.valid:
+                for x0, kwargs in self._micro_batches(batch):
+                    loss = self.objective(model, x0, generator=generator, **kwargs)
+                    n = kwargs["attention_mask"].sum()
+                    total += torch.stack([loss.float() * n, n.float()])
+        total = distributed.all_reduce_sum(total)
+        model.train()
+        nats = float(total[0] / total[1])
+        return nats, nats / LN2
+
     def _autocast(self):
         if self.autocast:
             return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
     # -- the loop -----------------------------------------------------------------------------------------------
+    def _update_time_fraction(self) -> None:
+        """Share of the --max-minutes budget used, as rank 0 measures it (every rank must agree on it: it sets
+        the learning rate and the last step). Refreshed at log steps only, where the loop syncs anyway."""
+        if not self.config.max_minutes or self.started is None:
+            return
+        fraction = torch.tensor(
+            [(time.monotonic() - self.started) / (60 * self.config.max_minutes)], device=self.device
+        )
+        if self.info.distributed:
+            torch.distributed.broadcast(fraction, src=0)
+        self.time_fraction = float(fraction)
+
     def train_step(self) -> torch.Tensor:
         config = self.config
-        lr = learning_rate(self.step, config)
+        lr = learning_rate(self.step, config, time_fraction=self.time_fraction)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        micro = config.grad_accum
-        batch = torch.from_numpy(self.stream.next_batch())  # (B / world, L)
+        pieces = self._micro_batches(self.stream.next_batch())
+        micro = len(pieces)
         total = torch.zeros((), device=self.device)
-        for i, x0 in enumerate(batch.chunk(micro)):
-            x0 = x0.to(self.device, non_blocking=True)
+        for i, (x0, kwargs) in enumerate(pieces):
             sync = i == micro - 1 or not hasattr(self.model, "no_sync")
             with contextlib.nullcontext() if sync else self.model.no_sync():
                 with self._autocast():
-                    loss = self.objective(self.model, x0, generator=self.noise)
+                    loss = self.objective(self.model, x0, generator=self.noise, **kwargs)
                 (loss / micro).backward()
             total += loss.detach() / micro
+            self.tokens_seen += x0.numel() + (kwargs["cond"].prefix.numel() if kwargs else 0)
         if config.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(self.net.parameters(), config.grad_clip)
         self.optimizer.step()
@@ -374,44 +484,51 @@ class Trainer:
 
         config = self.config
         self.net.train()
-        tokens_per_step = config.batch_size * self.seq_len
         bar = TrainProgress(
             total=config.steps, start=self.step, enabled=self.progress and self.info.is_main
         )
-        deadline = time.monotonic() + 60 * config.max_minutes if config.max_minutes else math.inf
+        self.started = time.monotonic()
         window_loss = torch.zeros((), device=self.device)
         window_start, window_steps, speed, last_loss = time.perf_counter(), 0, 0.0, float("nan")
+        window_tokens = self.tokens_seen
         valid = None
         if self.info.is_main:
             logger.info(
-                "training %d parameters on %s (%d processes), %d steps of %d tokens",
+                "training %d parameters on %s (%d processes) for %d steps of %d sequences",
                 self.net.num_parameters(),
                 self.device,
                 self.info.world_size,
                 config.steps,
-                tokens_per_step,
+                config.batch_size,
             )
         try:
             with bar:
                 while self.step < config.steps:
                     window_loss += self.train_step()
                     window_steps += 1
-                    last = self.step == config.steps or time.monotonic() > deadline
+                    last = self.step == config.steps
+                    if self.step % config.log_every == 0:
+                        self._update_time_fraction()
+                        last = last or self.time_fraction >= 1.0
                     if self.step % config.log_every == 0 or last:
                         mean = float(window_loss) / window_steps  # one device sync per log interval
                         if not math.isfinite(mean):
                             raise TrainingDiverged(self._diverged_message(mean))
                         elapsed = time.perf_counter() - window_start
-                        speed = window_steps * tokens_per_step / max(elapsed, 1e-9)
+                        tokens = (self.tokens_seen - window_tokens) * self.info.world_size
+                        speed = tokens / max(elapsed, 1e-9)  # all ranks, padding included
                         last_loss = mean
                         bar.update(
                             self.step,
                             loss=mean,
                             speed=speed,
-                            lr=learning_rate(self.step - 1, config),
+                            lr=learning_rate(
+                                self.step - 1, config, time_fraction=self.time_fraction
+                            ),
                         )
                         window_loss.zero_()
                         window_start, window_steps = time.perf_counter(), 0
+                        window_tokens = self.tokens_seen
                     if (config.eval_every and self.step % config.eval_every == 0) or last:
                         valid = self.evaluate()
                         if valid is not None and self.info.is_main:
@@ -431,6 +548,8 @@ class Trainer:
             self.save()
             raise
         finally:
+            if hasattr(self.stream, "close"):
+                self.stream.close()
             distributed.cleanup()
         return TrainResult(
             out=self.out,

@@ -1,0 +1,80 @@
+"""`textdiffusion denoise`: correct typos, misspellings and grammatical slips."""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+
+import tyro
+
+from textdiffusion.cli.generate import SamplingArgs
+
+
+@dataclasses.dataclass
+class DenoiseArgs(SamplingArgs):
+    text: tyro.conf.Positional[tuple[str, ...]] = ()
+    """Text(s) to correct (or use --file)."""
+    model: str = "typo-fixer"
+    """Shipped model name, local folder or Hugging Face hub id."""
+    file: str | None = None
+    """Correct this file line by line (line order and count kept; lines needing no change stay byte-identical)."""
+    out: str | None = None
+    """Write the corrected --file here (default: standard output)."""
+    batch_size: int = 64
+    """Lines corrected together."""
+
+
+def denoise(args: DenoiseArgs) -> None:
+    """Correct spelling and grammar: noisy text in, clean text out."""
+    import json
+    import os
+    from pathlib import Path
+
+    from textdiffusion.cli.common import CLIError
+    from textdiffusion.cli.generate import _load, _sampling
+    from textdiffusion.cli.show import RefinementView
+    from textdiffusion.pipelines import InputError
+    from textdiffusion.pipelines.denoise import DenoisePipeline
+
+    if bool(args.text) == bool(args.file):
+        raise CLIError("give the text to correct, or --file FILE (not both)")
+    pipe = _load(DenoisePipeline, args)
+    sampling = {k: v for k, v in _sampling(args).items() if k != "top_p"}
+    if args.file:
+        try:
+            raw = Path(args.file).read_bytes()
+        except OSError as exc:
+            raise CLIError(f"cannot read --file {args.file}: {exc.strerror}") from None
+        # surrogateescape: bytes that are not UTF-8 survive the round trip untouched
+        lines = raw.decode("utf-8", errors="surrogateescape").split("\n")
+        from rich.progress import Progress
+
+        with Progress(transient=True, disable=args.json) as bar:
+            task = bar.add_task("correcting", total=None)
+            out = pipe(
+                lines,
+                batch_size=args.batch_size,
+                seed=args.seed,
+                progress=lambda done, total: bar.update(task, completed=done, total=total),
+                **sampling,
+            )
+        data = "\n".join(out.texts).encode("utf-8", errors="surrogateescape")
+        if args.out:
+            tmp = Path(args.out).with_name(f".{Path(args.out).name}.tmp")
+            tmp.write_bytes(data)
+            os.replace(tmp, args.out)  # never a half-written output
+        else:
+            sys.stdout.buffer.write(data)
+        changed = sum(out.changed)
+        print(f"[{changed} of {len(lines)} lines changed in {out.seconds:.1f} s]", file=sys.stderr)
+        return
+    view = RefinementView(pipe.tokenizer, enabled=args.show)
+    try:
+        with view:
+            out = pipe(list(args.text), seed=args.seed, callback=view.callback, **sampling)
+    except InputError as exc:
+        raise CLIError(str(exc)) from None
+    if args.json:
+        print(json.dumps({"texts": out.texts, "changed": out.changed, "seconds": out.seconds}))
+    else:
+        print("\n".join(out.texts))
