@@ -67,3 +67,14 @@ def test_workers_give_the_same_batches():
             assert all(np.array_equal(x[k], y[k]) for k in x)
     finally:
         b.close()
+
+
+def test_two_streams_do_not_share_their_sentences():
+    a = make_stream()
+    other = ["Zebras zigzag quietly." for _ in range(20)]
+    b = CorruptionPairStream(other, tokenizer=Tokenizer.train_char(other), corruptor=Corruptor(CorruptionConfig()),
+                             batch_size=8, seed=1, pool=4, word_fraction=0.0)
+    b.next_batch()
+    batch = a.next_batch()  # made after b: must still come from a's own sentences
+    decoded = [a.tokenizer.decode(row[mask]) for row, mask in zip(batch["target"], batch["target_mask"])]
+    assert not any("Zebra" in text for text in decoded)

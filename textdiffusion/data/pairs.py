@@ -90,8 +90,8 @@ def pad_pairs(
 _WORKER: dict[str, Any] = {}
 
 
-def _init_worker(sentences, words, weights, corruptor, word_fraction, word_clean_rate) -> None:
-    _WORKER.update(
+def _worker_state(sentences, words, weights, corruptor, word_fraction, word_clean_rate) -> dict[str, Any]:
+    return dict(
         sentences=sentences,
         words=words,
         cum=np.cumsum(weights) if len(words) else None,
@@ -101,10 +101,14 @@ def _init_worker(sentences, words, weights, corruptor, word_fraction, word_clean
     )
 
 
-def _make_chunk(key: tuple[int, int, int]) -> list[tuple[str, str]]:
+def _init_worker(*args) -> None:
+    _WORKER.update(_worker_state(*args))
+
+
+def _make_chunk(key: tuple[int, int, int], state: dict[str, Any] | None = None) -> list[tuple[str, str]]:
     """`size` (noisy, clean) string pairs, a pure function of (seed, index): workers may run in any order."""
     seed, index, size = key
-    w = _WORKER
+    w = state if state is not None else _WORKER  # in a worker process, the state its initializer stored
     rng = random.Random(f"{seed}:{index}")
     pairs = []
     for _ in range(size):
@@ -181,8 +185,7 @@ class CorruptionPairStream:
         self._batches: list[dict[str, np.ndarray]] = []
         self._pool = None
         self._pending: dict[int, Any] = {}
-        if workers == 0:
-            _init_worker(*self._init_args)
+        self._state = _worker_state(*self._init_args) if workers == 0 else None
 
     def _submit(self, index: int) -> None:
         if index not in self._pending:
@@ -191,7 +194,7 @@ class CorruptionPairStream:
 
     def _pairs(self, index: int) -> list[tuple[str, str]]:
         if self.workers == 0:
-            return _make_chunk((self.seed, index, self.batch_size * self.pool))
+            return _make_chunk((self.seed, index, self.batch_size * self.pool), self._state)
         if self._pool is None:
             import multiprocessing as mp
 
