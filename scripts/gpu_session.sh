@@ -45,8 +45,9 @@ MINUTES=$MIN_TYPO DEVICE=$DEVICE WORKERS=$WORKERS scripts/train_typo_fixer.sh "$
 PID_C=$!
 log "training started: shakespeare A=$PID_A B=$PID_B, typo-fixer=$PID_C"
 if [ -f bench/likelihood.py ]; then
-  timeout $(( $(left) - 200 )) $PY bench/likelihood.py --data-dir "$DATA/tinyshakespeare" --device $DEVICE \
-    --out "$W/likelihood" --json "$W/results/likelihood.json" --no-readme $LIK_ARGS > "$W/logs/likelihood.log" 2>&1
+  timeout $(( $(left) - 230 )) $PY bench/likelihood.py --data-dir "$DATA/tinyshakespeare" --device $DEVICE \
+    --out "$W/likelihood" --json "$W/results/likelihood.json" --no-readme --max-minutes ${LIK_MIN:-4.5} $LIK_ARGS \
+    > "$W/logs/likelihood.log" 2>&1
   log "likelihood bench exit $?"
 fi
 wait $PID_A; log "shakespeare A exit $?"
@@ -78,18 +79,19 @@ mkdir -p "$W/pack"
 
 # -- phase 3: task evaluations and GPU benchmarks, while time is left ----------------------------------------
 if [ -f textdiffusion/cli/denoise_eval.py ] && [ -f "$W/typo/model.safetensors" ] && [ "$(left)" -gt 100 ]; then
-  timeout $(( $(left) - 80 )) $PY -m textdiffusion eval-denoise --model "$W/typo" --data-dir "$DATA" --no-baselines \
-    --device $DEVICE --json $DENOISE_LIMIT --out "$W/results/denoise" > "$W/results/denoise.json" 2> "$W/logs/denoise.log"
+  timeout $(( $(left) - 150 )) $PY -m textdiffusion eval-denoise --model "$W/typo" --data-dir "$DATA" --no-baselines \
+    --jfleg-split both --batch-size 512 --device $DEVICE --json $DENOISE_LIMIT --out "$W/results/denoise" \
+    > "$W/results/denoise.json" 2> "$W/logs/denoise.log"
   log "denoise eval exit $?"
 fi
-if [ -f bench/quality.py ] && [ -n "$best" ] && [ "$(left)" -gt 90 ]; then
-  timeout $(( $(left) - 60 )) $PY bench/quality.py --diffusion "$W/$best" --ar "$W/likelihood/ar-small" \
-    --judge "$W/likelihood/judge" --device $DEVICE --out "$W/results/quality" --no-readme $LIK_ARGS \
-    > "$W/logs/quality.log" 2>&1
+if [ -f bench/quality.py ] && [ -d "$W/likelihood/small-ar" ] && [ "$(left)" -gt 120 ]; then
+  timeout $(( $(left) - 100 )) $PY bench/quality.py --diffusion "$W/likelihood/small-diffusion" \
+    --ar "$W/likelihood/small-ar" --train-judge --device $DEVICE --out "$W/quality" --json "$W/results/quality.json" \
+    --png "$W/results/quality.png" --no-readme --max-minutes 1.2 $LIK_ARGS > "$W/logs/quality.log" 2>&1
   log "quality bench exit $?"
 fi
 if [ -f bench/speed.py ] && [ "$(left)" -gt 60 ]; then
-  timeout $(( $(left) - 30 )) $PY bench/speed.py --device $DEVICE --json "$W/results/speed.json" --no-readme $LIK_ARGS \
+  timeout $(( $(left) - 25 )) $PY bench/speed.py --device $DEVICE --json "$W/results/speed.json" --no-readme $LIK_ARGS \
     > "$W/logs/speed.log" 2>&1
   log "speed bench exit $?"
 fi

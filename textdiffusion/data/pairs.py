@@ -142,7 +142,7 @@ class CorruptionPairStream:
         batch_size: global batch size; each rank keeps its slice.
         word_fraction: share of pairs that are single words (misspelled with `corrupt_word`).
         word_clean_rate: share of those words left correct (the model must leave correct words alone).
-        max_chars: the longest clean text; longer corrupted sources are cut to `target_length` room.
+        max_tokens: the model's context; a pair whose source and target would not fit becomes a copy.
     """
 
     def __init__(
@@ -159,6 +159,7 @@ class CorruptionPairStream:
         word_clean_rate: float = 0.25,
         workers: int = 0,
         pool: int = 16,
+        max_tokens: int | None = None,
     ) -> None:
         if not sentences:
             raise ValueError("no clean sentences to corrupt")
@@ -181,6 +182,7 @@ class CorruptionPairStream:
         self.batch_size, self.pool = batch_size, pool
         self.seed, self.rank, self.world_size = seed, rank, world_size
         self.workers = workers
+        self.max_tokens = max_tokens
         self.chunk, self.position = 0, 0
         self._batches: list[dict[str, np.ndarray]] = []
         self._pool = None
@@ -208,10 +210,9 @@ class CorruptionPairStream:
         noisy = self.tokenizer.encode_batch([p[0] for p in pairs])
         clean = self.tokenizer.encode_batch([p[1] for p in pairs])
         for i in range(len(pairs)):
-            if len(clean[i]) > target_length(
-                len(noisy[i])
-            ):  # too many deletions to fit: teach a copy instead
-                noisy[i] = clean[i]
+            fits = not self.max_tokens or len(noisy[i]) + target_length(len(noisy[i])) <= self.max_tokens
+            if not fits or len(clean[i]) > target_length(len(noisy[i])):
+                noisy[i] = clean[i]  # the corruption does not fit (context, or too many deletions): teach a copy
         order = sorted(range(len(pairs)), key=lambda i: (len(noisy[i]), i))
         batches = []
         for start in range(0, len(order), self.batch_size):

@@ -246,6 +246,7 @@ class Trainer:
             word_fraction=denoise.word_fraction,
             word_clean_rate=denoise.word_clean_rate,
             workers=workers,
+            max_tokens=self.ckpt_config.model.max_len,
         )
 
     def _micro_batches(self, batch) -> list[tuple[torch.Tensor, dict[str, Any]]]:
