@@ -1,21 +1,21 @@
 #!/usr/bin/env bash
-# One lent-GPU session (one H100/H200, ~9 minutes): train the shipped models and the benchmark models side by side,
-# evaluate them, time the GPU benchmarks, and pack everything into $OUT.
+# One lent-GPU session (one H100/H200, under 10 minutes): train the shipped models and the benchmark models side by
+# side, evaluate them, time the GPU benchmarks, and pack everything into $OUT.
 #
-# Expects: the repo as working directory, data copied to .gpu/data (tinyshakespeare/, spelling/, jfleg/) and the
-# wheels of the CLI's pure-Python dependencies in .whl/ (see bench/README.md, "GPU session").
-# Env: OUT (results folder), BUDGET (seconds for the whole script, default 540), QUICK=1 for a CPU dry run.
+# Expects: the repo as working directory, the data copied to .gpu/data (tinyshakespeare/, spelling/, jfleg/) and the
+# wheels of the CLI's pure-Python dependencies in .whl/ (tyro, docstring-parser, typeguard).
+# Env: OUT (results folder), BUDGET (seconds for the whole script), QUICK=1 for a CPU dry run with tiny sizes.
 set -uo pipefail
 START=$(date +%s)
-BUDGET=${BUDGET:-540}
+BUDGET=${BUDGET:-585}
 OUT=${OUT:-/tmp/gpu-out}
 W=${W:-/tmp/gpu-work}
 DATA=${DATA:-.gpu/data}
-mkdir -p "$OUT" "$W/logs" "$W/results"
+mkdir -p "$OUT" "$W/logs" "$W/results" "$W/pack"
 export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 if ls .whl/*.whl >/dev/null 2>&1; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
-    && export PYTHONPATH=/tmp/site:$PWD || exit 1
+    2>/dev/null && export PYTHONPATH=/tmp/site:$PWD || exit 1
 else
   export PYTHONPATH=$PWD
 fi
@@ -24,87 +24,92 @@ left() { echo $((BUDGET - ($(date +%s) - START))); }
 log() { echo "[$(( $(date +%s) - START ))s] $*" | tee -a "$W/logs/session.log"; }
 
 if [ "${QUICK:-0}" = 1 ]; then  # a CPU dry run of the same steps with tiny sizes
-  DEVICE=cpu; MIN_MAIN=0.3; MIN_TYPO=0.3; SMALL="--preset tiny --batch-size 16 --eval-every 20 --save-every 20"
-  TYPO_SMALL="--preset tiny --max-len 288 --batch-size 16 --eval-every 20 --save-every 20"; WORKERS=2
-  LIK_ARGS="--quick"; EVAL_SAMPLES=2; EVAL_WINDOWS="--max-windows 8"; DENOISE_LIMIT="--limit 20"
+  DEVICE=cpu; MIN=${MIN:-0.3}; Q="--quick"
+  SHK="--preset tiny --batch-size 16 --eval-every 20 --save-every 20 --log-every 10"
+  TYPO="--preset tiny --max-len 288 --batch-size 16 --eval-every 20 --save-every 20 --log-every 10"
+  JUDGE="--preset tiny --batch-size 16 --eval-every 20 --save-every 20 --log-every 10"
+  WORKERS=2; EVAL="--samples 2 --max-windows 8"; DENOISE="--limit 20"
+  SPEED="--quick"; PARTICLES="--quick"
 else
-  DEVICE=cuda; MIN_MAIN=${MIN_MAIN:-5.0}; MIN_TYPO=${MIN_TYPO:-5.0}; SMALL=""; TYPO_SMALL=""; WORKERS=8
-  LIK_ARGS=""; EVAL_SAMPLES=32; EVAL_WINDOWS=""; DENOISE_LIMIT=""
+  DEVICE=cuda; MIN=${MIN:-4.5}; Q=""; SHK=""; TYPO=""
+  JUDGE="--n-layers 8 --n-heads 8 --dim 512 --batch-size 128"  # ~25M parameters: larger than what it judges
+  WORKERS=8; EVAL="--samples 32 --batch-size 256"; DENOISE="--batch-size 512"
+  SPEED="--steps 64"; PARTICLES=""
 fi
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader > "$W/results/gpu.txt" 2>&1
-log "device: $(cat "$W/results/gpu.txt")"
+{ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader; $PY -c "import torch; print(torch.__version__)"; } \
+  > "$W/results/device.txt" 2>&1
+log "device: $(tr '\n' ' ' < "$W/results/device.txt")"
 
-# -- phase 1: training, side by side ---------------------------------------------------------------------------
+# -- phase 1: every training run side by side ------------------------------------------------------------------------
 export PYTHON=$PY DATA
-MINUTES=$MIN_MAIN DEVICE=$DEVICE scripts/train_shakespeare_char.sh "$W/shk-a" $SMALL > "$W/logs/shk-a.log" 2>&1 &
-PID_A=$!
-MINUTES=$MIN_MAIN DEVICE=$DEVICE scripts/train_shakespeare_char.sh "$W/shk-b" --n-layers 8 --lr 1.5e-3 --dropout 0.15 $SMALL \
-  > "$W/logs/shk-b.log" 2>&1 &
-PID_B=$!
-MINUTES=$MIN_TYPO DEVICE=$DEVICE WORKERS=$WORKERS scripts/train_typo_fixer.sh "$W/typo" $TYPO_SMALL > "$W/logs/typo.log" 2>&1 &
-PID_C=$!
-log "training started: shakespeare A=$PID_A B=$PID_B, typo-fixer=$PID_C"
-if [ -f bench/likelihood.py ]; then
-  timeout $(( $(left) - 230 )) $PY bench/likelihood.py --data-dir "$DATA/tinyshakespeare" --device $DEVICE \
-    --out "$W/likelihood" --json "$W/results/likelihood.json" --no-readme --max-minutes ${LIK_MIN:-4.5} $LIK_ARGS \
-    > "$W/logs/likelihood.log" 2>&1
-  log "likelihood bench exit $?"
-fi
-wait $PID_A; log "shakespeare A exit $?"
-wait $PID_B; log "shakespeare B exit $?"
-wait $PID_C; log "typo-fixer exit $?"
+MINUTES=$MIN DEVICE=$DEVICE scripts/train_shakespeare_char.sh "$W/shk" $SHK > "$W/logs/shk.log" 2>&1 &
+PID_SHK=$!
+MINUTES=$MIN DEVICE=$DEVICE WORKERS=$WORKERS scripts/train_typo_fixer.sh "$W/typo" $TYPO > "$W/logs/typo.log" 2>&1 &
+PID_TYPO=$!
+# the judge of sample quality: a larger AR model on the same corpus
+$PY -m textdiffusion train --objective ar --out "$W/judge" --data "$DATA/tinyshakespeare/train.txt" \
+  --valid "$DATA/tinyshakespeare/valid.txt" --dropout 0.1 --steps 100000 --lr 1e-3 --warmup-steps 200 \
+  --eval-every 1000 --eval-batches 4 --save-every 1000 --log-every 50 --max-minutes "$MIN" --device $DEVICE \
+  --quiet $JUDGE > "$W/logs/judge.log" 2>&1 &
+PID_JUDGE=$!
+log "training: shakespeare-char $PID_SHK, typo-fixer $PID_TYPO, judge $PID_JUDGE"
+# diffusion vs AR likelihood at two sizes, the same tokens each (its own time budget)
+timeout $(( 60 * ${MIN%.*} + 90 )) $PY bench/likelihood.py --data-dir "$DATA/tinyshakespeare" --device $DEVICE \
+  --sizes mini small --out "$W/likelihood" --json "$W/results/likelihood.json" --no-readme --max-minutes "$MIN" $Q \
+  > "$W/logs/likelihood.log" 2>&1
+log "likelihood bench exit $?"
+wait $PID_SHK; log "shakespeare-char exit $?"
+wait $PID_TYPO; log "typo-fixer exit $?"
+wait $PID_JUDGE; log "judge exit $?"
 
-# -- phase 2: evaluate, choose, pack the shipped models --------------------------------------------------------
-best=""; best_bpc=99
-for run in shk-a shk-b; do
-  [ -f "$W/$run/model.safetensors" ] || continue
-  timeout 120 $PY -m textdiffusion eval --model "$W/$run" --data "$DATA/tinyshakespeare/valid.txt" --samples $EVAL_SAMPLES \
-    $EVAL_WINDOWS --device $DEVICE --json > "$W/results/eval-$run.json" 2>> "$W/logs/eval.log"
-  bpc=$($PY -c "import json;print(json.load(open('$W/results/eval-$run.json'))['bits_per_char'])" 2>/dev/null || echo 99)
-  log "$run valid bits/char $bpc"
-  if $PY -c "import sys; sys.exit(0 if float('$bpc') < float('$best_bpc') else 1)"; then best=$run; best_bpc=$bpc; fi
-done
-pack() {  # pack MODEL_DIR NAME: bf16 weights + config + tokenizer, split into <=15 MiB parts
+# -- phase 2: evaluate and pack the shipped models -------------------------------------------------------------------
+pack() {  # pack MODEL_DIR NAME: bf16 weights + config + tokenizer, split into <= 15 MiB parts
   $PY -c "
 import sys, torch
-from textdiffusion.pipelines.base import DiffusionPipeline
 from textdiffusion.checkpoint import load_pretrained, save_pretrained
 p = load_pretrained(sys.argv[1])
 save_pretrained(p.model, p.tokenizer, sys.argv[2], config=p.config, dtype=torch.bfloat16)
 " "$1" "$W/pack/$2" && tar -C "$W/pack" -cf "$W/pack/$2.tar" "$2" && split -b 15M -d "$W/pack/$2.tar" "$OUT/$2.tar.part"
 }
-mkdir -p "$W/pack"
-[ -n "$best" ] && pack "$W/$best" shakespeare-char && log "packed $best as shakespeare-char ($best_bpc bits/char)"
 [ -f "$W/typo/model.safetensors" ] && pack "$W/typo" typo-fixer && log "packed typo-fixer"
+if [ -f "$W/shk/model.safetensors" ]; then
+  pack "$W/shk" shakespeare-char && log "packed shakespeare-char"
+  for seed in ${EVAL_SEEDS:-0 1}; do
+    timeout 90 $PY -m textdiffusion eval --model "$W/pack/shakespeare-char" --data "$DATA/tinyshakespeare/valid.txt" \
+      --seed $seed --device $DEVICE --json $EVAL > "$W/results/eval-shakespeare-seed$seed.json" 2>> "$W/logs/eval.log"
+    log "shakespeare-char (bf16) valid, seed $seed: $(cat "$W/results/eval-shakespeare-seed$seed.json" | cut -c1-200)"
+  done
+fi
 
-# -- phase 3: task evaluations and GPU benchmarks, while time is left ----------------------------------------
-if [ -f textdiffusion/cli/denoise_eval.py ] && [ -f "$W/typo/model.safetensors" ] && [ "$(left)" -gt 100 ]; then
-  timeout $(( $(left) - 150 )) $PY -m textdiffusion eval-denoise --model "$W/typo" --data-dir "$DATA" --no-baselines \
-    --jfleg-split both --batch-size 512 --device $DEVICE --json $DENOISE_LIMIT --out "$W/results/denoise" \
+# -- phase 3: task evaluations and GPU benchmarks, while time is left ------------------------------------------------
+if [ -d "$W/likelihood/small-ar" ] && [ -f "$W/judge/model.safetensors" ] && [ "$(left)" -gt 80 ]; then
+  timeout 75 $PY bench/quality.py --diffusion "$W/likelihood/small-diffusion" --ar "$W/likelihood/small-ar" \
+    --judge "$W/judge" --data-dir "$DATA/tinyshakespeare" --device $DEVICE --out "$W/quality" \
+    --json "$W/results/quality.json" --png "$W/results/quality.png" --no-readme --max-minutes 1.0 $Q \
+    > "$W/logs/quality.log" 2>&1
+  log "quality bench exit $?"
+fi
+if [ -d "$W/pack/typo-fixer" ] && [ "$(left)" -gt 65 ]; then
+  timeout 60 $PY -m textdiffusion eval-denoise --model "$W/pack/typo-fixer" --data-dir "$DATA" --no-baselines \
+    --jfleg-split both --device $DEVICE --json $DENOISE --out "$W/results/denoise" \
     > "$W/results/denoise.json" 2> "$W/logs/denoise.log"
   log "denoise eval exit $?"
 fi
-if [ -f bench/quality.py ] && [ -d "$W/likelihood/small-ar" ] && [ "$(left)" -gt 120 ]; then
-  timeout $(( $(left) - 100 )) $PY bench/quality.py --diffusion "$W/likelihood/small-diffusion" \
-    --ar "$W/likelihood/small-ar" --train-judge --device $DEVICE --out "$W/quality" --json "$W/results/quality.json" \
-    --png "$W/results/quality.png" --no-readme --max-minutes 1.2 $LIK_ARGS > "$W/logs/quality.log" 2>&1
-  log "quality bench exit $?"
-fi
-if [ -f bench/speed.py ] && [ "$(left)" -gt 60 ]; then
-  timeout $(( $(left) - 25 )) $PY bench/speed.py --device $DEVICE --json "$W/results/speed.json" --no-readme $LIK_ARGS \
+if [ "${SKIP_BENCH:-0}" != 1 ] && [ "$(left)" -gt 45 ]; then
+  timeout $(( $(left) - 30 )) $PY bench/speed.py --device $DEVICE --json "$W/results/speed.json" --no-readme $SPEED \
     > "$W/logs/speed.log" 2>&1
   log "speed bench exit $?"
 fi
-if [ -f bench/bench_particles.py ] && [ "$(left)" -gt 25 ]; then
-  timeout $(( $(left) - 10 )) $PY bench/bench_particles.py --device $DEVICE --json "$W/results/particles.json" \
-    --no-readme $LIK_ARGS > "$W/logs/particles.log" 2>&1
+if [ "${SKIP_BENCH:-0}" != 1 ] && [ "$(left)" -gt 20 ]; then
+  timeout $(( $(left) - 8 )) $PY bench/bench_particles.py --device $DEVICE --json "$W/results/particles.json" \
+    --no-readme $PARTICLES > "$W/logs/particles.log" 2>&1
   log "particles bench exit $?"
 fi
 
-# -- pack the small results --------------------------------------------------------------------------------------
-cp "$W"/*/train_args.json "$W/results/" 2>/dev/null
-for run in shk-a shk-b typo; do tail -c 4000 "$W/logs/$run.log" > "$W/results/$run.log.tail" 2>/dev/null; done
-cp "$W/logs/session.log" "$W/results/" 2>/dev/null
-tar -C "$W" -czf "$OUT/results.tgz" results logs
+# -- pack the small results ------------------------------------------------------------------------------------------
+for run in shk typo judge; do
+  cp "$W/$run/train_args.json" "$W/results/$run-train_args.json" 2>/dev/null
+done
 log "done; $(left) s of the budget left"
+tar -C "$W" -czf "$OUT/results.tgz" results logs
 ls -la "$OUT"

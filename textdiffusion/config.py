@@ -50,6 +50,9 @@ class ModelConfig:
     """Add an embedding of the diffusion time t. Masked diffusion does not need it (RADD, Ou et al. 2024)."""
     n_labels: int = 0
     """Number of class labels for label conditioning (0 = off); label `n_labels` is the null label."""
+    align_prefix: bool = True
+    """Number the target's positions from 0, like the conditioning prefix's, so that target token i lines up with
+    source token i (copy-friendly for denoising); otherwise the target continues after the prefix."""
     rope_theta: float = 10000.0
     """Base of the rotary position frequencies."""
     tie_embeddings: bool = False

@@ -23,7 +23,10 @@ def test_chunk_text_keeps_everything():
 def test_sentences_from_wrapped_prose():
     text = "It was a dark\nnight. The rain fell! Then\nit stopped.\n\nA new paragraph here."
     assert sentences_from_text(text, max_chars=40) == [
-        "It was a dark night.", "The rain fell!", "Then it stopped.", "A new paragraph here."
+        "It was a dark night.",
+        "The rain fell!",
+        "Then it stopped.",
+        "A new paragraph here.",
     ]
 
 
@@ -38,8 +41,15 @@ def test_pad_pairs_layout():
 def make_stream(**kwargs):
     sentences = [f"The quick brown fox number {i} jumps over the lazy dog." for i in range(50)]
     tok = Tokenizer.train_char(sentences)
-    return CorruptionPairStream(sentences, tokenizer=tok, corruptor=Corruptor(CorruptionConfig()), batch_size=8,
-                                seed=1, pool=4, **kwargs)
+    return CorruptionPairStream(
+        sentences,
+        tokenizer=tok,
+        corruptor=Corruptor(CorruptionConfig()),
+        batch_size=8,
+        seed=1,
+        pool=4,
+        **kwargs,
+    )
 
 
 def test_pair_stream_is_reproducible_resumable_and_learns_pads():
@@ -72,9 +82,18 @@ def test_workers_give_the_same_batches():
 def test_two_streams_do_not_share_their_sentences():
     a = make_stream()
     other = ["Zebras zigzag quietly." for _ in range(20)]
-    b = CorruptionPairStream(other, tokenizer=Tokenizer.train_char(other), corruptor=Corruptor(CorruptionConfig()),
-                             batch_size=8, seed=1, pool=4, word_fraction=0.0)
+    b = CorruptionPairStream(
+        other,
+        tokenizer=Tokenizer.train_char(other),
+        corruptor=Corruptor(CorruptionConfig()),
+        batch_size=8,
+        seed=1,
+        pool=4,
+        word_fraction=0.0,
+    )
     b.next_batch()
     batch = a.next_batch()  # made after b: must still come from a's own sentences
-    decoded = [a.tokenizer.decode(row[mask]) for row, mask in zip(batch["target"], batch["target_mask"])]
+    decoded = [
+        a.tokenizer.decode(row[mask]) for row, mask in zip(batch["target"], batch["target_mask"])
+    ]
     assert not any("Zebra" in text for text in decoded)

@@ -16,7 +16,9 @@ from textdiffusion.pipelines.denoise import DenoisePipeline, edit_distance, plau
 @pytest.fixture(scope="module")
 def denoiser_dir(tmp_path_factory):
     """An untrained character denoiser: what it writes is noise, so every guard of the pipeline is exercised."""
-    tok = Tokenizer.train_char(["The quick brown fox jumps over the lazy dog. 0123456789,;:!?'\"-()"])
+    tok = Tokenizer.train_char(
+        ["The quick brown fox jumps over the lazy dog. 0123456789,;:!?'\"-()"]
+    )
     config = CheckpointConfig(
         model=ModelConfig(vocab_size=tok.vocab_size, n_layers=1, n_heads=2, dim=32, max_len=96),
         sample=SampleConfig(sampler="confidence", steps=4, threshold=0.9),
@@ -24,7 +26,9 @@ def denoiser_dir(tmp_path_factory):
         task_config={"max_chars": 40},
     )
     torch.manual_seed(0)
-    return save_pretrained(DiffusionTransformer(config.model), tok, tmp_path_factory.mktemp("d") / "m", config=config)
+    return save_pretrained(
+        DiffusionTransformer(config.model), tok, tmp_path_factory.mktemp("d") / "m", config=config
+    )
 
 
 def test_edit_distance_and_plausibility():
@@ -41,7 +45,9 @@ def test_lines_are_kept_in_order_and_nothing_is_dropped(denoiser_dir):
     out = pipe(lines, seed=0)
     assert len(out.texts) == len(lines)
     assert out.texts[0] == "" and out.texts[2] == "\t"
-    assert out.texts[1].startswith("  ") and out.texts[1].endswith("  ")  # surrounding whitespace kept
+    assert out.texts[1].startswith("  ") and out.texts[1].endswith(
+        "  "
+    )  # surrounding whitespace kept
     assert out.texts[3] == lines[3]  # never-seen characters: returned unchanged
     long = out.texts[4]
     assert len(long) >= len(lines[4]) * 2 // 3  # chunked and reassembled, not truncated
@@ -61,9 +67,22 @@ def test_cli_file_round_trip_keeps_bytes(tmp_path, denoiser_dir):
     source.write_bytes(raw)
     out = tmp_path / "out.txt"
     result = subprocess.run(
-        [sys.executable, "-m", "textdiffusion", "denoise", "--file", str(source), "--out", str(out),
-         "--model", str(denoiser_dir), "--device", "cpu"],
-        capture_output=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "textdiffusion",
+            "denoise",
+            "--file",
+            str(source),
+            "--out",
+            str(out),
+            "--model",
+            str(denoiser_dir),
+            "--device",
+            "cpu",
+        ],
+        capture_output=True,
+        timeout=120,
     )
     assert result.returncode == 0, result.stderr.decode()
     got = out.read_bytes().split(b"\n")
@@ -73,6 +92,10 @@ def test_cli_file_round_trip_keeps_bytes(tmp_path, denoiser_dir):
 
 
 def test_cli_needs_text_or_file(denoiser_dir):
-    result = subprocess.run([sys.executable, "-m", "textdiffusion", "denoise", "--model", str(denoiser_dir)],
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "textdiffusion", "denoise", "--model", str(denoiser_dir)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 2 and "--file" in result.stderr

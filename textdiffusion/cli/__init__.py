@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 
 
 def commands() -> dict[str, Callable]:
-    from textdiffusion.cli import denoise, evaluate, generate, train
+    from textdiffusion.cli import denoise, denoise_eval, evaluate, generate, particles, train
 
     return {
         "train": train.train,
@@ -19,6 +19,8 @@ def commands() -> dict[str, Callable]:
         "infill": generate.infill,
         "eval": evaluate.evaluate,
         "denoise": denoise.denoise,
+        "eval-denoise": denoise_eval.eval_denoise,
+        "particles": particles.particles,
     }
 
 

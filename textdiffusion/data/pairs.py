@@ -90,7 +90,9 @@ def pad_pairs(
 _WORKER: dict[str, Any] = {}
 
 
-def _worker_state(sentences, words, weights, corruptor, word_fraction, word_clean_rate) -> dict[str, Any]:
+def _worker_state(
+    sentences, words, weights, corruptor, word_fraction, word_clean_rate
+) -> dict[str, Any]:
     return dict(
         sentences=sentences,
         words=words,
@@ -105,10 +107,14 @@ def _init_worker(*args) -> None:
     _WORKER.update(_worker_state(*args))
 
 
-def _make_chunk(key: tuple[int, int, int], state: dict[str, Any] | None = None) -> list[tuple[str, str]]:
+def _make_chunk(
+    key: tuple[int, int, int], state: dict[str, Any] | None = None
+) -> list[tuple[str, str]]:
     """`size` (noisy, clean) string pairs, a pure function of (seed, index): workers may run in any order."""
     seed, index, size = key
-    w = state if state is not None else _WORKER  # in a worker process, the state its initializer stored
+    w = (
+        state if state is not None else _WORKER
+    )  # in a worker process, the state its initializer stored
     rng = random.Random(f"{seed}:{index}")
     pairs = []
     for _ in range(size):
@@ -210,9 +216,14 @@ class CorruptionPairStream:
         noisy = self.tokenizer.encode_batch([p[0] for p in pairs])
         clean = self.tokenizer.encode_batch([p[1] for p in pairs])
         for i in range(len(pairs)):
-            fits = not self.max_tokens or len(noisy[i]) + target_length(len(noisy[i])) <= self.max_tokens
+            fits = (
+                not self.max_tokens
+                or len(noisy[i]) + target_length(len(noisy[i])) <= self.max_tokens
+            )
             if not fits or len(clean[i]) > target_length(len(noisy[i])):
-                noisy[i] = clean[i]  # the corruption does not fit (context, or too many deletions): teach a copy
+                noisy[i] = clean[
+                    i
+                ]  # the corruption does not fit (context, or too many deletions): teach a copy
         order = sorted(range(len(pairs)), key=lambda i: (len(noisy[i]), i))
         batches = []
         for start in range(0, len(order), self.batch_size):

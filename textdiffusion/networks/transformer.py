@@ -164,15 +164,25 @@ class DiffusionTransformer(nn.Module):
             mask = (keys[None, :] <= positions[:, None])[
                 None, None
             ]  # (1, 1, L, L_max) causal over the cache
-        elif attention_mask is None and (cond.prefix is None or cond.prefix_mask is None):
+        elif attention_mask is None and cond.prefix is None:
             positions = torch.arange(
                 total, device=xt.device
-            )  # no padding anywhere: no mask, no sync
+            )  # no padding, no prefix: no mask, no sync
         else:
-            # Positions count real tokens only, so padding inside the prefix does not shift the target.
-            positions = (valid.long().cumsum(dim=1) - 1).clamp(min=0)  # (B, Lc + L)
-            mask = valid[:, None, None, :]  # (B, 1, 1, Lc + L) keys allowed
-            if config.causal:
+            # Positions count real tokens only, so padding never shifts them. With `align_prefix` the target
+            # restarts at position 0 like the prefix, so target token i sits at relative distance 0 from source
+            # token i: copying (most of denoising) is then the easiest thing to attend to.
+            target_pos = target_valid.long().cumsum(dim=1) - 1  # (B, L)
+            if cond.prefix is None:
+                positions = target_pos.clamp(min=0)
+            else:
+                prefix_pos = prefix_valid.long().cumsum(dim=1) - 1  # (B, Lc)
+                if not config.align_prefix:
+                    target_pos = target_pos + prefix_valid.sum(dim=1, keepdim=True)
+                positions = torch.cat([prefix_pos, target_pos], dim=1).clamp(min=0)  # (B, Lc + L)
+            if attention_mask is not None or cond.prefix_mask is not None:
+                mask = valid[:, None, None, :]  # (B, 1, 1, Lc + L) keys allowed
+            if config.causal and mask is not None:
                 causal = torch.ones(total, total, dtype=torch.bool, device=xt.device).tril()
                 mask = mask & causal  # (B, 1, Lc + L, Lc + L)
         rotary = rotary_tables(positions, config.dim // config.n_heads, theta=config.rope_theta)

@@ -95,13 +95,18 @@ class MaskedProcess:
 
     def log_probs(self, logits: torch.Tensor) -> torch.Tensor:
         """SUBS log p_theta(x_0 | x_t) (..., V) in float32: the mask token gets probability zero."""
-        return F.log_softmax(self._subs_logits(logits), dim=-1)
+        # `+ bias` rather than writing -inf into a copy: the in-place write would cost a (..., V) copy of the
+        # gradient in the backward pass (tried and timed: no gain).
+        logits = logits.float()
+        bias = torch.zeros(logits.shape[-1], device=logits.device)
+        bias[self.mask_id] = float("-inf")
+        return F.log_softmax(logits + bias, dim=-1)
 
     def _subs_logits(self, logits: torch.Tensor) -> torch.Tensor:
-        """float32 logits with the mask token at -inf, in one (..., V) copy.
+        """float32 logits with the mask token at -inf, in one (..., V) copy (for sampling, without gradients).
 
-        The float32 cast of bf16 logits is already a fresh tensor, so the mask slot is written into it in place
-        (autograd allows it: the cast saves nothing for backward); float32 logits are copied once, never modified.
+        The float32 cast of bf16 logits is already a fresh tensor, so the mask slot is written into it in place;
+        float32 logits are copied once, never modified.
         """
         subs = logits.float()
         if subs is logits:

@@ -42,8 +42,8 @@ def setup(device: str = "auto") -> DistInfo:
     if device.startswith("cuda"):
         if not torch.cuda.is_available():
             raise RuntimeError(f"--device {device}: CUDA is not available (use --device cpu)")
-        if world_size > 1:
-            device = f"cuda:{local_rank}"
+        if world_size > 1 or device == "cuda":
+            device = f"cuda:{local_rank}"  # set_device and the RNG state calls need an index
         torch.cuda.set_device(torch.device(device))
     if world_size > 1 and not dist.is_initialized():
         backend = "nccl" if device.startswith("cuda") else "gloo"

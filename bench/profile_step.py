@@ -1,0 +1,496 @@
+"""The fast path (issue item 6): where a sampling step and a training step spend their time, and the before/after
+ratio of the fixes, both measured in one run on one machine.
+
+"Before" is kept here as reference code, verbatim from the versions before the fixes:
+- `ReferenceMaskedProcess.reverse_step` drew a token at all B * L positions each step (softmax, float64 CDF and
+  search over (B, L, V)) although only the ~1/steps revealed ones are used; the cached sampler repeated that work
+  at every step whose network call it skipped. Now tokens are drawn at the revealed positions only.
+- `reference_sample_confidence` drew tokens and confidences at every position, also the already unmasked ones.
+- `ReferenceMaskedProcess.probs` copied the logits twice (float(), clone()) and divided by a temperature of 1.
+- `reference_sample_autoregressive` built a positions tensor on the host for every token (a host-to-device copy per
+  token on CUDA).
+The fixes keep the random stream: the same generator gives the same ids before and after (checked below).
+
+    python bench/profile_step.py --quick
+    python bench/profile_step.py --device cuda --json bench/results/profile-cuda.json
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import statistics
+import time
+from pathlib import Path
+
+import torch
+from common import (
+    RESULTS_DIR,
+    Results,
+    autocast,
+    inference_dtype,
+    log,
+    markdown_table,
+    model_config,
+    provenance,
+    resolve_device,
+    run_case,
+    setup_torch,
+    synchronize,
+    time_call,
+    update_readme,
+)
+
+from textdiffusion.processes import MaskedProcess, build_schedule
+from textdiffusion.processes.base import uniform
+from textdiffusion.samplers import SAMPLERS
+from textdiffusion.samplers.common import initial_state, keep_fixed, time_grid
+
+MASK_ID, BOS_ID = 1, 2
+
+
+@dataclasses.dataclass
+class ProfileArgs:
+    device: str = "auto"
+    quick: bool = False
+    """CPU-sized run (about a minute)."""
+    size: str = "small"
+    """Model size (bench/common.py SIZES)."""
+    vocab_sizes: tuple[int, ...] = (326, 4096)
+    """Vocabularies to profile: the character tokenizer and the default BPE size."""
+    batch: int = 16
+    length: int = 256
+    steps: tuple[int, ...] = (64, 256)
+    """Diffusion steps of the sampler cases."""
+    train_batch: int = 32
+    """Batch of the training-step profile (sequences of --length)."""
+    repeats: int = 3
+    threads: int | None = None
+    seed: int = 0
+    json: str | None = None
+    """Result file (default: bench/results/profile-{cpu,cuda}[-quick].json)."""
+    readme: bool = True
+    render: str | None = None
+    """Only rewrite the README table from this result file."""
+
+
+QUICK = dict(quick=True, size="tiny", batch=8, length=128, steps=(64,), train_batch=8)
+
+
+def parse(argv: list[str] | None = None) -> ProfileArgs:
+    import sys
+
+    import tyro
+
+    argv = sys.argv[1:] if argv is None else argv
+    return tyro.cli(
+        ProfileArgs, args=argv, default=ProfileArgs(**QUICK) if "--quick" in argv else None
+    )
+
+
+# -- the reference ("before") code --------------------------------------------------------------------------------
+def reference_sample_categorical(probs: torch.Tensor, *, generator=None) -> torch.Tensor:
+    probs = probs.double()
+    cdf = probs.cumsum(-1)  # (..., V)
+    u = uniform(
+        cdf.shape[:-1] + (1,), device=probs.device, generator=generator, dtype=torch.float64
+    )
+    u = u * cdf[..., -1:]
+    index = torch.searchsorted(cdf, u, right=True).squeeze(-1)
+    return index.clamp_(max=probs.shape[-1] - 1)
+
+
+def reference_filter_logits(
+    logits: torch.Tensor, *, temperature: float = 1.0, top_p: float = 1.0
+) -> torch.Tensor:
+    probs = torch.softmax(logits.float() / temperature, dim=-1)
+    if top_p >= 1.0:
+        return probs
+    sorted_probs, order = probs.sort(dim=-1, descending=True)
+    before = sorted_probs.cumsum(-1) - sorted_probs
+    sorted_probs = sorted_probs.masked_fill(before >= top_p, 0.0)
+    return torch.zeros_like(probs).scatter_(-1, order, sorted_probs)
+
+
+class ReferenceMaskedProcess(MaskedProcess):
+    """MaskedProcess with the pre-fix probs and reverse_step."""
+
+    def probs(self, logits, *, temperature: float = 1.0, top_p: float = 1.0) -> torch.Tensor:
+        logits = logits.float().clone()
+        logits[..., self.mask_id] = float("-inf")
+        return reference_filter_logits(logits, temperature=temperature, top_p=top_p)
+
+    def reverse_step(
+        self, logits, xt, t, s, *, generator=None, temperature=1.0, top_p=1.0
+    ) -> torch.Tensor:
+        masked = xt == self.mask_id
+        alpha_t, alpha_s = self.alpha(t)[:, None], self.alpha(s)[:, None]
+        reveal_prob = ((alpha_s - alpha_t) / (1.0 - alpha_t).clamp(min=1e-12)).clamp(0.0, 1.0)
+        u = uniform(xt.shape, device=xt.device, generator=generator, dtype=torch.float64)
+        reveal = masked & (u < reveal_prob.double())
+        tokens = reference_sample_categorical(
+            self.probs(logits, temperature=temperature, top_p=top_p), generator=generator
+        )
+        return torch.where(reveal, tokens, xt)
+
+
+@torch.no_grad()
+def reference_sample_confidence(
+    model, process, shape, steps, *, generator=None, temperature=1.0, top_p=1.0
+):
+    """The confidence sampler before the fix (count schedule, no x_init/fixed/callback: what the bench uses)."""
+    device = next(model.parameters()).device
+    mask_id = process.mask_id
+    xt, x_init, fixed = initial_state(
+        process, shape, device=device, generator=generator, x_init=None, fixed=None, t_start=1.0
+    )
+    grid = time_grid(steps, 1.0, device=device)
+    n_start = (xt == mask_id).sum(dim=1)
+    for step in range(steps):
+        masked = xt == mask_id
+        if not bool(masked.any()):
+            break
+        t = grid[step].expand(shape[0])
+        logits = model(xt, t)
+        probs = process.probs(logits, temperature=temperature, top_p=top_p)
+        tokens = reference_sample_categorical(probs, generator=generator)
+        confidence = probs.gather(-1, tokens.unsqueeze(-1)).squeeze(-1)
+        confidence = confidence.masked_fill(~masked, -1.0)
+        n_masked = masked.sum(dim=1)
+        if step == steps - 1:
+            reveal = masked
+        else:
+            remaining = (n_start * (steps - step - 1)) // steps
+            count = (n_masked - remaining).clamp(min=0)
+            ranks = confidence.argsort(dim=1, descending=True).argsort(dim=1)
+            reveal = masked & (ranks < count[:, None])
+        xt = keep_fixed(torch.where(reveal, tokens, xt), x_init, fixed)
+    return xt
+
+
+@torch.no_grad()
+def reference_sample_autoregressive(model, shape, *, bos_id: int, generator=None) -> torch.Tensor:
+    """The AR sampler before the fix: a positions tensor made on the host for every token."""
+    from textdiffusion.processes.base import filter_logits, sample_categorical
+    from textdiffusion.samplers.autoregressive import decode_step, new_cache
+
+    B, L = shape
+    device = next(model.parameters()).device
+    ids = torch.full((B, L + 1), bos_id, dtype=torch.long, device=device)
+    cache = new_cache(model, B, L + 1)
+    logits = decode_step(model, ids[:, :1], torch.arange(1, device=device), cache)
+    for pos in range(L):
+        token = sample_categorical(filter_logits(logits), generator=generator)
+        ids[:, pos + 1] = token
+        if pos + 1 < L:
+            logits = decode_step(
+                model, token[:, None], torch.tensor([pos + 1], device=device), cache
+            )
+    return ids[:, 1:]
+
+
+# -- cases --------------------------------------------------------------------------------------------------------
+def _before_after(before, after, *, device, repeats: int) -> dict:
+    """Median seconds of `before()` and `after()`, run alternately (so a drifting machine load hits both alike)."""
+    ids_before, ids_after = before(), after()  # warm-up
+    times_before, times_after = [], []
+    for _ in range(max(1, repeats)):
+        for fn, times in ((before, times_before), (after, times_after)):
+            synchronize(device)
+            start = time.perf_counter()
+            ids = fn()
+            synchronize(device)
+            times.append(time.perf_counter() - start)
+            if fn is before:
+                ids_before = ids
+            else:
+                ids_after = ids
+    t_before, t_after = statistics.median(times_before), statistics.median(times_after)
+    return {
+        "before_s": t_before,
+        "after_s": t_after,
+        "speedup": t_before / t_after,
+        "identical": bool(torch.equal(ids_before, ids_after)),
+        "before_times_s": times_before,
+        "after_times_s": times_after,
+    }
+
+
+def sampler_case(
+    model, sampler: str, *, batch: int, length: int, steps: int, device, repeats: int, seed: int
+):
+    process = MaskedProcess(build_schedule("loglinear"), mask_id=MASK_ID)
+    reference = ReferenceMaskedProcess(build_schedule("loglinear"), mask_id=MASK_ID)
+    generator = torch.Generator(device=device)
+    shape = (batch, length)
+
+    def after():
+        generator.manual_seed(seed)
+        return SAMPLERS[sampler](model, process, shape, steps, generator=generator)
+
+    def before():
+        generator.manual_seed(seed)
+        if sampler == "confidence":
+            return reference_sample_confidence(model, reference, shape, steps, generator=generator)
+        return SAMPLERS[sampler](model, reference, shape, steps, generator=generator)
+
+    record = _before_after(before, after, device=device, repeats=repeats)
+    # the network's share: one forward pass at this shape, times the calls of a plain ancestral run
+    x = torch.full(shape, MASK_ID, device=device)
+    t = torch.ones(batch, device=device)
+    with torch.no_grad():
+        forward, _ = time_call(lambda: model(x, t), device=device, repeats=repeats, warmup=1)
+    record["forward_s"] = forward.median
+    calls = steps if sampler != "cached" else None
+    if calls is not None:
+        record["outside_network_before"] = max(0.0, 1 - calls * forward.median / record["before_s"])
+        record["outside_network_after"] = max(0.0, 1 - calls * forward.median / record["after_s"])
+    return record
+
+
+def reverse_step_case(
+    *, batch: int, length: int, vocab: int, steps: int, device, repeats: int, seed: int
+):
+    """One reverse step alone, on random logits, in the middle of a run (about half the tokens masked)."""
+    process = MaskedProcess(build_schedule("loglinear"), mask_id=MASK_ID)
+    reference = ReferenceMaskedProcess(build_schedule("loglinear"), mask_id=MASK_ID)
+    generator = torch.Generator(device=device).manual_seed(seed)
+    logits = torch.randn(batch, length, vocab, device=device, generator=generator).to(
+        inference_dtype(device)
+    )
+    xt = torch.randint(5, vocab, (batch, length), device=device, generator=generator)
+    xt = torch.where(
+        torch.rand(batch, length, device=device, generator=generator) < 0.5, MASK_ID, xt
+    )
+    t = torch.full((batch,), 0.5, device=device)
+    s = t - 1.0 / steps
+
+    def run(p):
+        def fn():
+            generator.manual_seed(seed)
+            return p.reverse_step(logits, xt, t, s, generator=generator)
+
+        return fn
+
+    return _before_after(run(reference), run(process), device=device, repeats=repeats)
+
+
+def ar_case(model, *, batch: int, length: int, device, repeats: int, seed: int):
+    from textdiffusion.samplers.autoregressive import sample_autoregressive
+
+    generator = torch.Generator(device=device)
+
+    def before():
+        generator.manual_seed(seed)
+        return reference_sample_autoregressive(
+            model, (batch, length), bos_id=BOS_ID, generator=generator
+        )
+
+    def after():
+        generator.manual_seed(seed)
+        return sample_autoregressive(model, (batch, length), bos_id=BOS_ID, generator=generator)
+
+    return _before_after(before, after, device=device, repeats=repeats)
+
+
+def train_profile(*, size: str, batch: int, length: int, device, steps: int = 3) -> dict:
+    """Top operators of the training step (forward, loss, backward, AdamW) by self time, from torch.profiler."""
+    from torch.profiler import ProfilerActivity, profile
+
+    from textdiffusion.networks import DiffusionTransformer
+    from textdiffusion.training.objectives import DiffusionObjective
+
+    model = DiffusionTransformer(model_config(size, vocab_size=326, max_len=length)).to(device)
+    process = MaskedProcess(build_schedule("loglinear"), mask_id=MASK_ID)
+    objective = DiffusionObjective(process)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=device.type == "cuda" or None)
+    generator = torch.Generator(device=device).manual_seed(0)
+    x0 = torch.randint(5, 326, (batch, length), device=device, generator=generator)
+
+    def step():
+        with autocast(device):
+            loss = objective(model, x0, generator=generator)
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    step()
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    with profile(activities=activities) as prof:
+        for _ in range(steps):
+            step()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+    key = "self_device_time_total" if device.type == "cuda" else "self_cpu_time_total"
+    events = sorted(prof.key_averages(), key=lambda e: getattr(e, key, 0), reverse=True)
+    total = sum(getattr(e, key, 0) for e in events) or 1
+    top = [
+        {
+            "op": e.key,
+            "ms_per_step": getattr(e, key, 0) / 1000 / steps,
+            "share": getattr(e, key, 0) / total,
+            "calls_per_step": e.count / steps,
+        }
+        for e in events[:12]
+    ]
+    return {"by": key, "top": top}
+
+
+# -- the run ------------------------------------------------------------------------------------------------------
+def main(args: ProfileArgs) -> dict:
+    if args.render:
+        data = json.loads(Path(args.render).read_text())
+        update_readme(readme_name(data), render(data), title="Fast path: before/after")
+        return data
+    device = resolve_device(args.device)
+    setup_torch(device, threads=args.threads)
+    path = args.json or RESULTS_DIR / f"profile-{device.type}{'-quick' if args.quick else ''}.json"
+    results = Results(path, benchmark="profile", args=args, device=device)
+    log(f"writing {path}")
+    dtype = inference_dtype(device)
+    common = dict(device=device, repeats=args.repeats, seed=args.seed)
+    for vocab in args.vocab_sizes:
+        torch.manual_seed(args.seed)
+        from textdiffusion.networks import DiffusionTransformer
+
+        model = DiffusionTransformer(
+            model_config(args.size, vocab_size=vocab, max_len=args.length + 1)
+        )
+        model = model.to(device=device, dtype=dtype).eval()
+        for steps in args.steps:
+            for sampler in ("ancestral", "cached", "confidence"):
+                name = f"{sampler} V={vocab} steps={steps}"
+                _report(
+                    run_case(
+                        results,
+                        "cases",
+                        name,
+                        lambda s=sampler, n=steps, m=model: sampler_case(
+                            m, s, batch=args.batch, length=args.length, steps=n, **common
+                        ),
+                        kind="sampler",
+                        method=sampler,
+                        vocab=vocab,
+                        steps=steps,
+                        batch=args.batch,
+                        length=args.length,
+                    )
+                )
+        _report(
+            run_case(
+                results,
+                "cases",
+                f"reverse_step V={vocab}",
+                lambda v=vocab: reverse_step_case(
+                    batch=args.batch, length=args.length, vocab=v, steps=max(args.steps), **common
+                ),
+                kind="reverse_step",
+                method="reverse_step",
+                vocab=vocab,
+                steps=max(args.steps),
+                batch=args.batch,
+                length=args.length,
+            )
+        )
+        ar_model = (
+            DiffusionTransformer(
+                model_config(args.size, vocab_size=vocab, max_len=args.length + 1, causal=True)
+            )
+            .to(device=device, dtype=dtype)
+            .eval()
+        )
+        _report(
+            run_case(
+                results,
+                "cases",
+                f"ar V={vocab}",
+                lambda m=ar_model: ar_case(m, batch=args.batch, length=args.length, **common),
+                kind="ar",
+                method="ar kv-cache",
+                vocab=vocab,
+                steps=args.length,
+                batch=args.batch,
+                length=args.length,
+            )
+        )
+    record = run_case(
+        results,
+        "train_profile",
+        f"train step {args.size}",
+        lambda: train_profile(
+            size=args.size, batch=args.train_batch, length=args.length, device=device
+        ),
+    )
+    if "top" in record:
+        log(
+            "training step, top operators: "
+            + ", ".join(f"{op['op']} {op['share']:.0%}" for op in record["top"][:6])
+        )
+    results.finish()
+    if args.readme:
+        update_readme(
+            readme_name(results.data), render(results.data), title="Fast path: before/after"
+        )
+    return results.data
+
+
+def _report(record: dict) -> None:
+    if "error" not in record:
+        log(
+            f"{record['case']}: before {record['before_s']:.4f} s, after {record['after_s']:.4f} s, "
+            f"{record['speedup']:.2f}x, identical={record['identical']}"
+        )
+
+
+def readme_name(data: dict) -> str:
+    device = "cuda" if data["machine"]["device"].startswith("cuda") else "cpu"
+    return f"profile-{device}{'-quick' if data['args'].get('quick') else ''}"
+
+
+def render(data: dict) -> str:
+    args = data["args"]
+    rows = [dict(r) for r in data.get("cases", [])]
+    for r in rows:
+        if "error" in r:
+            r["method"] = f"{r['method']} (failed: {r['error'][:60]})"
+    columns = [
+        ("method", "what", ""),
+        ("vocab", "V", ""),
+        ("steps", "steps", ""),
+        ("batch", "B", ""),
+        ("length", "L", ""),
+        ("before_s", "before s", ".4g"),
+        ("after_s", "after s", ".4g"),
+        ("speedup", "speedup", ".2f"),
+        ("outside_network_before", "outside net. before", ".0%"),
+        ("outside_network_after", "outside net. after", ".0%"),
+        ("identical", "same ids", ""),
+    ]
+    parts = [
+        f"{args['size']} model on {data['machine']['device']}, median of {args['repeats']} runs each; before = the "
+        "reference code kept in `bench/profile_step.py`, after = the package. `outside net.` = share of the "
+        "sampler's time not spent in network calls (ancestral/confidence). `same ids`: the same generator gives the "
+        "same tokens.\n\n" + markdown_table(rows, columns)
+    ]
+    for record in data.get("train_profile", []):
+        if "top" in record:
+            top = [dict(op, op=f"`{op['op']}`") for op in record["top"][:8]]
+            parts.append(
+                f"Training step ({args['size']}, B={args['train_batch']}, L={args['length']}), top operators by "
+                f"{record['by'].replace('_', ' ')}:\n\n"
+                + markdown_table(
+                    top,
+                    [
+                        ("op", "operator", ""),
+                        ("ms_per_step", "ms/step", ".2f"),
+                        ("share", "share", ".0%"),
+                        ("calls_per_step", "calls/step", ".0f"),
+                    ],
+                )
+            )
+    parts.append(provenance(data))
+    return "\n\n".join(parts)
+
+
+if __name__ == "__main__":
+    main(parse())

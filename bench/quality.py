@@ -1,0 +1,557 @@
+"""Sample quality against sampling cost: generative perplexity under a larger AR judge, and diversity.
+
+For every diffusion sampler (ancestral, cached, confidence) at 8, 16, 32, 64, 128, 256 steps and at the sequence
+length L, N samples of L tokens are generated (timed, device synchronised), decoded to text, re-encoded with the
+judge's tokenizer and scored by a separate, larger autoregressive "judge" model trained on the same corpus:
+generative perplexity = exp(judge NLL per judge token). Low perplexity alone can be degenerate (repeated words), so
+every row also has diversity figures over whitespace-separated words: the mean unigram entropy of a sample (bits) and
+distinct-n (distinct n-grams / all n-grams, over all samples). The AR baseline's own samples (KV cache) and real text
+from valid.txt (the reference a sampler should approach) are scored the same way.
+
+Writes OUT JSON after every setting, a PNG of perplexity and entropy against wall time, and a README table.
+
+    python bench/quality.py --quick --diffusion DIR --ar DIR --train-judge
+    python bench/quality.py --device cuda --diffusion D --ar A --judge J --n-samples 64
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import json
+import logging
+import math
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Literal
+
+import torch
+from common import (
+    BENCH_DIR,
+    DEFAULT_DATA,
+    RESULTS_DIR,
+    Results,
+    inference_dtype,
+    log,
+    markdown_table,
+    model_config,
+    provenance,
+    resolve_device,
+    setup_torch,
+    synchronize,
+    update_readme,
+)
+
+
+@dataclasses.dataclass
+class QualityArgs:
+    diffusion: str | None = None
+    """The diffusion model (folder or shipped name)."""
+    ar: str | None = None
+    """The AR baseline (folder), trained like the diffusion model (bench/likelihood.py trains both)."""
+    judge: str | None = None
+    """The judge, an AR model larger than both (folder); or --train-judge."""
+    train_judge: bool = False
+    """Train the judge on --data-dir/train.txt into OUT/judge (reused when finished)."""
+    judge_size: str = "medium"
+    judge_tokens: int = 30_000_000
+    judge_seq_len: int = 256
+    judge_batch_size: int = 64
+    data_dir: str = str(DEFAULT_DATA)
+    samplers: tuple[str, ...] = ("ancestral", "cached", "confidence")
+    steps: tuple[int, ...] = (8, 16, 32, 64, 128, 256)
+    """Diffusion steps; the sequence length is added."""
+    n_samples: int = 64
+    batch_size: int = 64
+    """Samples generated at once (the wall time covers all n samples)."""
+    length: int | None = None
+    """Tokens per sample (default: the diffusion model's context)."""
+    temperature: float = 1.0
+    dtype: Literal["auto", "fp32", "bf16"] = "auto"
+    """Generation weights: auto is bf16 on CUDA, fp32 on the CPU (the judge always scores in float32)."""
+    device: str = "auto"
+    max_minutes: float | None = None
+    """Wall-clock budget: no new setting starts after it (the judge's training may use half of it)."""
+    out: str = str(BENCH_DIR / "runs" / "quality")
+    json: str | None = None
+    """Result file (default: bench/results/quality-{cpu,cuda}[-quick].json)."""
+    png: str | None = None
+    """Plot (default: bench/results/quality-{cpu,cuda}[-quick].png)."""
+    readme: bool = True
+    render: str | None = None
+    """Only rewrite the README table from this result file."""
+    threads: int | None = None
+    seed: int = 0
+    quick: bool = False
+    """CPU-sized run: 8 samples, steps 8..64 and L, a mini judge trained on 100k tokens."""
+
+
+QUICK = dict(
+    quick=True,
+    steps=(8, 16, 32, 64),
+    n_samples=8,
+    batch_size=8,
+    judge_size="mini",
+    judge_tokens=100_000,
+    judge_seq_len=128,
+    judge_batch_size=16,
+    out=str(BENCH_DIR / "runs" / "quality-quick"),
+)
+
+
+def parse(argv: list[str] | None = None) -> QualityArgs:
+    import sys
+
+    import tyro
+
+    argv = sys.argv[1:] if argv is None else argv
+    return tyro.cli(
+        QualityArgs, args=argv, default=QualityArgs(**QUICK) if "--quick" in argv else None
+    )
+
+
+# -- diversity ----------------------------------------------------------------------------------------------------
+def ngrams(words: Sequence[str], n: int) -> list[tuple[str, ...]]:
+    return [tuple(words[i : i + n]) for i in range(len(words) - n + 1)]
+
+
+def distinct_n(texts: Sequence[str], n: int) -> float:
+    """Distinct n-grams over all n-grams of whitespace-separated words, pooled over `texts` (Li et al. 2016)."""
+    grams = [g for text in texts for g in ngrams(text.split(), n)]
+    return len(set(grams)) / len(grams) if grams else 0.0
+
+
+def unigram_entropy(units: Sequence[str]) -> float:
+    """Entropy (bits) of the empirical distribution of `units`."""
+    counts = collections.Counter(units)
+    total = sum(counts.values())
+    return -sum(c / total * math.log2(c / total) for c in counts.values()) if total else 0.0
+
+
+def sample_entropy(texts: Sequence[str]) -> float:
+    """Mean over samples of the unigram entropy (bits) of each sample's words."""
+    return sum(unigram_entropy(text.split()) for text in texts) / len(texts) if texts else 0.0
+
+
+def diversity(texts: Sequence[str]) -> dict[str, float]:
+    return {
+        "entropy": sample_entropy(texts),
+        "char_entropy": sum(unigram_entropy(list(t)) for t in texts) / len(texts) if texts else 0.0,
+        "distinct_1": distinct_n(texts, 1),
+        "distinct_2": distinct_n(texts, 2),
+        "distinct_3": distinct_n(texts, 3),
+    }
+
+
+# -- the judge ----------------------------------------------------------------------------------------------------
+@torch.no_grad()
+def judge_score(judge, texts: Sequence[str]) -> dict[str, float]:
+    """Generative perplexity of `texts` under the judge (a `Pretrained` AR model), each text one sequence."""
+    from textdiffusion.evaluation.elbo import LN2, autoregressive_nll
+
+    tokenizer, model = judge.tokenizer, judge.model
+    encoded = [tokenizer.encode(text)[: model.config.max_len] for text in texts]
+    encoded = [ids for ids in encoded if ids]
+    if not encoded:
+        return {
+            "gen_ppl": float("nan"),
+            "judge_bits_per_char": float("nan"),
+            "empty_samples": len(texts),
+        }
+    width = max(len(ids) for ids in encoded)
+    x0 = torch.full((len(encoded), width), tokenizer.pad_id, dtype=torch.long)
+    valid = torch.zeros(len(encoded), width, dtype=torch.bool)
+    for i, ids in enumerate(encoded):
+        x0[i, : len(ids)] = torch.tensor(ids)
+        valid[i, : len(ids)] = True
+    nll = float(autoregressive_nll(model, x0, valid, bos_id=tokenizer.bos_id).sum())
+    n_tokens = int(valid.sum())
+    n_chars = sum(len(tokenizer.decode(ids)) for ids in encoded)
+    return {
+        "gen_ppl": math.exp(nll / n_tokens),
+        "judge_bits_per_char": nll / max(1, n_chars) / LN2,
+        "judge_tokens": n_tokens,
+        "empty_samples": len(texts) - len(encoded),
+    }
+
+
+def train_judge(args: QualityArgs, *, device: torch.device, max_minutes: float | None) -> Path:
+    from textdiffusion.config import DataConfig, TrainConfig
+    from textdiffusion.training import train
+
+    out = Path(args.out) / "judge"
+    steps = max(1, args.judge_tokens // (args.judge_batch_size * args.judge_seq_len))
+    marker = out / "bench-finished.json"
+    if marker.is_file() and json.loads(marker.read_text()).get("planned_steps") == steps:
+        log(f"judge: reusing {out}")
+        return out
+    data = Path(args.data_dir)
+    log(f"judge: training a {args.judge_size} AR model on {args.judge_tokens:,} tokens")
+    result = train(
+        DataConfig(
+            data=(str(data / "train.txt"),),
+            valid=(str(data / "valid.txt"),),
+            seq_len=args.judge_seq_len,
+        ),
+        TrainConfig(
+            steps=steps,
+            batch_size=args.judge_batch_size,
+            warmup_steps=min(200, steps // 10),
+            eval_every=0,
+            save_every=steps,
+            log_every=max(1, min(100, steps // 10)),
+            device=str(device),
+            objective="ar",
+            max_minutes=max_minutes,
+            seed=args.seed + 1,
+        ),
+        out=out,
+        model=model_config(args.judge_size, vocab_size=1, max_len=args.judge_seq_len, dropout=0.1),
+        resume=(out / "checkpoints").is_dir(),
+        progress=True,  # a bar on a terminal, a log line every 30 s elsewhere
+    )
+    log(
+        f"judge: {result.parameters:,} parameters, valid {result.valid_bits_per_char:.4f} bits/char"
+    )
+    marker.write_text(
+        json.dumps(
+            {
+                "planned_steps": steps,
+                "steps": result.step,
+                "valid_bits_per_char": result.valid_bits_per_char,
+            }
+        )
+    )
+    return out
+
+
+# -- generation ---------------------------------------------------------------------------------------------------
+def generate_diffusion(
+    pretrained,
+    model,
+    sampler: str,
+    steps: int,
+    *,
+    n: int,
+    batch_size: int,
+    length: int,
+    temperature: float,
+    seed: int,
+    device,
+) -> tuple[list[str], float, int]:
+    """n samples; returns (texts, wall seconds for all of them, network calls per batch)."""
+    from textdiffusion.samplers import SAMPLERS
+
+    calls = [0]
+
+    class Counted(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inner, self.config = model, model.config
+
+        def forward(self, *args, **kwargs):
+            calls[0] += 1
+            return self.inner(*args, **kwargs)
+
+    counted = Counted()
+    generator = torch.Generator(device=device).manual_seed(seed)
+    batches = []
+    synchronize(device)
+    start = time.perf_counter()
+    for first in range(0, n, batch_size):
+        b = min(batch_size, n - first)
+        batches.append(
+            SAMPLERS[sampler](
+                counted,
+                pretrained.process,
+                (b, length),
+                steps,
+                generator=generator,
+                temperature=temperature,
+            )
+        )
+    synchronize(device)
+    seconds = time.perf_counter() - start
+    ids = torch.cat(batches).cpu()
+    texts = [pretrained.tokenizer.decode(row.tolist()) for row in ids]
+    return texts, seconds, calls[0] // len(batches)
+
+
+def generate_autoregressive(
+    pretrained, *, n: int, batch_size: int, length: int, temperature: float, seed: int, device
+) -> tuple[list[str], float, int]:
+    from textdiffusion.samplers.autoregressive import sample_autoregressive
+
+    tokenizer = pretrained.tokenizer
+    suppress = sorted(tokenizer.special_ids - {tokenizer.eos_id})
+    generator = torch.Generator(device=device).manual_seed(seed)
+    batches = []
+    synchronize(device)
+    start = time.perf_counter()
+    for first in range(0, n, batch_size):
+        b = min(batch_size, n - first)
+        batches.append(
+            sample_autoregressive(
+                pretrained.model,
+                (b, length),
+                bos_id=tokenizer.bos_id,
+                generator=generator,
+                temperature=temperature,
+                suppress=suppress,
+            )
+        )
+    synchronize(device)
+    seconds = time.perf_counter() - start
+    texts = [tokenizer.decode(row.tolist()) for row in torch.cat(batches).cpu()]
+    return texts, seconds, length
+
+
+def reference_texts(args: QualityArgs, tokenizer, *, n: int, length: int) -> list[str]:
+    """n windows of `length` tokens from valid.txt, evenly spaced: what real text scores."""
+    ids = tokenizer.encode((Path(args.data_dir) / "valid.txt").read_text())
+    stride = max(length, (len(ids) - length) // max(1, n))
+    return [tokenizer.decode(ids[i : i + length]) for i in range(0, len(ids) - length + 1, stride)][
+        :n
+    ]
+
+
+def load(path: str, *, device, dtype):
+    from textdiffusion.checkpoint import load_pretrained
+
+    pretrained = load_pretrained(path, device=device)
+    pretrained.model.to(dtype)
+    return pretrained
+
+
+def main(args: QualityArgs) -> dict:
+    if args.render:
+        data = json.loads(Path(args.render).read_text())
+        update_readme(readme_name(data), render(data), title="Sample quality")
+        return data
+    from textdiffusion.pipelines.base import SuppressTokens
+
+    if args.diffusion is None:
+        raise SystemExit("--diffusion DIR is required (bench/likelihood.py trains one)")
+    if args.judge is None and not args.train_judge:
+        raise SystemExit("pass --judge DIR or --train-judge")
+    logging.basicConfig(level=logging.INFO, format="%(message)s")  # the trainer's progress
+    device = resolve_device(args.device)
+    setup_torch(device, threads=args.threads, tf32=False)
+    path = (
+        Path(args.json)
+        if args.json
+        else RESULTS_DIR / f"quality-{device.type}{'-quick' if args.quick else ''}.json"
+    )
+    png = (
+        Path(args.png)
+        if args.png
+        else RESULTS_DIR / f"quality-{device.type}{'-quick' if args.quick else ''}.png"
+    )
+    results = Results(path, benchmark="quality", args=args, device=device)
+    results.set("png", str(png))
+    log(f"writing {path}")
+    start = time.monotonic()
+    deadline = start + 60 * args.max_minutes if args.max_minutes else None
+
+    judge_path = args.judge
+    if judge_path is None:
+        judge_path = str(
+            train_judge(
+                args, device=device, max_minutes=args.max_minutes / 2 if args.max_minutes else None
+            )
+        )
+    from textdiffusion.checkpoint import load_pretrained
+
+    judge = load_pretrained(judge_path, device=device)
+    dtype = inference_dtype(device, args.dtype)
+    diffusion = load(args.diffusion, device=device, dtype=dtype)
+    length = args.length or diffusion.model.config.max_len
+    tokenizer = diffusion.tokenizer
+    # as the pipelines do: special tokens are never predicted
+    denoiser = SuppressTokens(diffusion.model, sorted(tokenizer.special_ids)).to(device)
+    results.set(
+        "models",
+        {
+            "diffusion": args.diffusion,
+            "ar": args.ar,
+            "judge": judge_path,
+            "length": length,
+            "diffusion_parameters": diffusion.model.num_parameters(),
+            "judge_parameters": judge.model.num_parameters(),
+            "dtype": str(dtype).replace("torch.", ""),
+        },
+    )
+    log(
+        f"diffusion {diffusion.model.num_parameters():,} parameters; judge {judge.model.num_parameters():,}; "
+        f"{args.n_samples} samples of {length} tokens"
+    )
+
+    def record(
+        method: str, steps: int | None, texts, seconds: float | None, calls: int | None
+    ) -> None:
+        row = {
+            "method": method,
+            "steps": steps,
+            "seconds": seconds,
+            "network_calls": calls,
+            "n_samples": len(texts),
+            **judge_score(judge, texts),
+            **diversity(texts),
+            "example": texts[0][:200] if texts else "",
+        }
+        results.add("rows", row)
+        log(
+            f"{method} steps={steps}: gen ppl {row['gen_ppl']:.3f}, entropy {row['entropy']:.2f} bits, "
+            f"distinct-2 {row['distinct_2']:.2f}"
+            + (f", {seconds:.2f} s" if seconds is not None else "")
+        )
+
+    record(
+        "data", None, reference_texts(args, tokenizer, n=args.n_samples, length=length), None, None
+    )
+    common = dict(
+        n=args.n_samples,
+        batch_size=args.batch_size,
+        length=length,
+        temperature=args.temperature,
+        seed=args.seed,
+        device=device,
+    )
+    if args.ar:
+        try:
+            ar = load(args.ar, device=device, dtype=dtype)
+            generate_autoregressive(ar, **{**common, "n": 1, "length": 8})  # warm-up
+            record("ar", length, *generate_autoregressive(ar, **common))
+        except Exception as exc:
+            results.add("rows", {"method": "ar", "error": f"{type(exc).__name__}: {exc}"[:2000]})
+            log(f"ar: FAILED {exc}")
+    steps_list = sorted({*(s for s in args.steps), length})
+    for sampler in args.samplers:  # warm-up: first-call allocations are not part of any setting
+        generate_diffusion(diffusion, denoiser, sampler, 2, **{**common, "n": 1})
+    for steps in steps_list:
+        for sampler in args.samplers:
+            if deadline is not None and time.monotonic() > deadline:
+                log(f"{sampler} steps={steps}: skipped, the --max-minutes budget is spent")
+                results.add("rows", {"method": sampler, "steps": steps, "skipped": "time budget"})
+                continue
+            try:
+                texts, seconds, calls = generate_diffusion(
+                    diffusion, denoiser, sampler, steps, **common
+                )
+                record(sampler, steps, texts, seconds, calls)
+            except Exception as exc:
+                results.add(
+                    "rows",
+                    {"method": sampler, "steps": steps, "error": f"{type(exc).__name__}: {exc}"},
+                )
+                log(f"{sampler} steps={steps}: FAILED {exc}")
+        plot(results.data, png)
+    results.finish()
+    plot(results.data, png)
+    if args.readme:
+        update_readme(readme_name(results.data), render(results.data), title="Sample quality")
+    return results.data
+
+
+# -- plot and table -----------------------------------------------------------------------------------------------
+def plot(data: dict, path: Path) -> None:
+    import matplotlib
+    import matplotlib.ticker
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [r for r in data.get("rows", []) if "gen_ppl" in r]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    for ax, key, label in (
+        (axes[0], "gen_ppl", "generative perplexity (judge)"),
+        (axes[1], "entropy", "unigram entropy of a sample (bits)"),
+    ):
+        for r in rows:
+            if r["method"] == "data":
+                ax.axhline(r[key], color="gray", linestyle="--", linewidth=1, label="valid.txt")
+        for method in dict.fromkeys(r["method"] for r in rows if r["method"] not in ("data", "ar")):
+            pts = sorted((r["seconds"], r[key], r["steps"]) for r in rows if r["method"] == method)
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=method)
+            for x, y, steps in pts:
+                ax.annotate(
+                    str(steps), (x, y), textcoords="offset points", xytext=(3, 3), fontsize=7
+                )
+        for r in rows:
+            if r["method"] == "ar":
+                ax.plot(
+                    [r["seconds"]],
+                    [r[key]],
+                    marker="*",
+                    markersize=14,
+                    color="black",
+                    linestyle="none",
+                    label="AR (KV cache)",
+                )
+        ax.set_xscale("log")
+        if key == "gen_ppl":
+            ax.set_yscale("log")
+        log_axes = (ax.xaxis, ax.yaxis) if key == "gen_ppl" else (ax.xaxis,)
+        for axis in log_axes:  # labels at 1, 2, 5 x 10^k as plain numbers
+            axis.set_major_locator(matplotlib.ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
+            axis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+            axis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        ax.set_xlabel(f"wall time for {data['args']['n_samples']} samples (s)")
+        ax.set_ylabel(label)
+        ax.grid(True, which="both", alpha=0.3)
+    axes[0].legend(fontsize=8)
+    info = data["machine"]
+    fig.suptitle(
+        f"Sample quality vs. wall time ({info.get('gpu') or 'CPU'}; numbers: steps)", fontsize=10
+    )
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def readme_name(data: dict) -> str:
+    device = "cuda" if data["machine"]["device"].startswith("cuda") else "cpu"
+    return f"quality-{device}{'-quick' if data['args'].get('quick') else ''}"
+
+
+def render(data: dict) -> str:
+    models = data.get("models", {})
+    rows = []
+    for r in data.get("rows", []):
+        r = dict(r)
+        if "error" in r:
+            r["method"] = f"{r['method']} (failed: {r['error'][:60]})"
+        if "skipped" in r:
+            r["method"] = f"{r['method']} (skipped)"
+        rows.append(r)
+    columns = [
+        ("method", "method", ""),
+        ("steps", "steps", ""),
+        ("network_calls", "calls", ""),
+        ("seconds", "seconds", ".3g"),
+        ("gen_ppl", "gen. PPL", ".3f"),
+        ("entropy", "entropy (bits)", ".2f"),
+        ("char_entropy", "char entropy", ".2f"),
+        ("distinct_2", "distinct-2", ".3f"),
+        ("distinct_3", "distinct-3", ".3f"),
+    ]
+    args = data["args"]
+    text = (
+        f"{args['n_samples']} samples of {models.get('length')} tokens (batches of {args['batch_size']}, "
+        f"temperature {args['temperature']}, {models.get('dtype')}), diffusion model "
+        f"{models.get('diffusion_parameters', 0):,} parameters, judge {models.get('judge_parameters', 0):,}. "
+        "gen. PPL = exp(judge NLL per judge token); entropy = mean unigram entropy of the words (char entropy: "
+        "of the characters) of a sample; distinct-n "
+        "over words of all samples; `data` = windows of valid.txt; `calls` = network calls per batch.\n\n"
+        + markdown_table(rows, columns)
+    )
+    png = data.get("png")
+    if png:
+        text += f"\n\n![quality vs wall time](results/{Path(png).name})"
+    return text + "\n\n" + provenance(data)
+
+
+if __name__ == "__main__":
+    main(parse())

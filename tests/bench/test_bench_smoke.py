@@ -1,0 +1,152 @@
+"""Smoke tests of the benchmark harness (bench/): tiny sizes, no ../shared, a few seconds in all."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+BENCH = Path(__file__).resolve().parents[2] / "bench"
+sys.path.insert(0, str(BENCH))
+
+import common  # noqa: E402
+import profile_step  # noqa: E402
+import quality  # noqa: E402
+import speed  # noqa: E402
+
+
+def test_diversity_metrics_on_hand_made_text():
+    assert quality.distinct_n(["a b a b"], 1) == 0.5  # {a, b} of 4 words
+    assert quality.distinct_n(["a b a b"], 2) == pytest.approx(2 / 3)  # {ab, ba} of 3 bigrams
+    assert quality.distinct_n(["a b", "c d"], 2) == 1.0  # n-grams never cross samples
+    assert quality.distinct_n(["a"], 2) == 0.0
+    assert quality.unigram_entropy(["a", "b", "a", "b"]) == pytest.approx(1.0)
+    assert quality.unigram_entropy(list("abcd")) == pytest.approx(2.0)
+    assert quality.unigram_entropy(["x"] * 5) == 0.0
+    # the mean of 2 and 0 bits
+    assert quality.sample_entropy(["a b c d", "a a a a"]) == pytest.approx(1.0)
+    degenerate, varied = (
+        quality.diversity(["the the the the"] * 3),
+        quality.diversity(["a b c d", "e f g h"]),
+    )
+    assert (
+        degenerate["entropy"] < varied["entropy"]
+        and degenerate["distinct_2"] < varied["distinct_2"]
+    )
+
+
+def test_readme_update_keeps_other_sections(tmp_path):
+    path = tmp_path / "README.md"
+    path.write_text("# Benchmarks\n\n## Particles\n\nsomeone else's numbers\n")
+    common.update_readme("speed-cpu", "| a |\n|---|\n| 1 |", title="Speed", path=path)
+    common.update_readme("speed-cpu", "| a |\n|---|\n| 2 |", title="Speed", path=path)
+    text = path.read_text()
+    assert "someone else's numbers" in text and "| 2 |" in text and "| 1 |" not in text
+    assert text.count("<!-- bench:speed-cpu:start -->") == 1 and text.count("## Speed") == 1
+
+
+def test_time_call_reports_the_median():
+    calls = []
+    timing, result = common.time_call(
+        lambda: calls.append(1) or len(calls), device=torch.device("cpu"), repeats=3, warmup=2
+    )
+    assert (
+        result == 5
+        and len(timing.times) == 3
+        and min(timing.times) <= timing.median <= max(timing.times)
+    )
+
+
+def test_speed_runs_and_writes_the_expected_keys(tmp_path):
+    out = tmp_path / "speed.json"
+    args = speed.SpeedArgs(
+        device="cpu",
+        size="tiny",
+        lengths=(16,),
+        batches=(2,),
+        steps=(4,),
+        repeats=1,
+        train_configs=("tiny:16:2",),
+        train_steps=1,
+        data_dir=str(tmp_path),
+        json=str(out),
+        readme=False,
+        threads=1,
+    )
+    speed.main(args)
+    data = json.loads(out.read_text())
+    assert data["complete"] and data["machine"]["device"] == "cpu"
+    methods = {r["method"]: r for r in data["sampling"]}
+    assert set(methods) == {"ar-kv-cache", "ancestral", "cached", "confidence"}
+    for record in data["sampling"]:
+        assert "error" not in record, record
+        assert record["tokens_per_s"] > 0 and record["network_calls"] > 0 and record["seconds"] > 0
+    assert methods["ar-kv-cache"]["network_calls"] == 16  # one per token (the prefill included)
+    assert methods["ancestral"]["network_calls"] == 4
+    (train,) = data["training"]
+    assert "error" not in train, train
+    assert (
+        train["tokens_per_s"] > 0 and train["model_flops_per_s"] > 0 and "mfu" not in train
+    )  # GPU only
+    blocks = speed.render(data)
+    assert set(blocks) == {"speed-cpu-sampling", "speed-cpu-training"}
+    assert "| ancestral |" in blocks["speed-cpu-sampling"]
+
+
+def test_flops_per_token_counts_matmuls_and_attention():
+    config = common.model_config("tiny", vocab_size=10, max_len=8)
+    # per layer qkv, proj, gate_up, down; then the head
+    linear = 2 * (64 * 192 + 64 * 64 + 64 * 2 * 192 + 192 * 64) + 64 * 10
+    assert speed.flops_per_token(config, 8) == 6 * linear + 12 * 2 * 64 * 8
+
+
+@pytest.mark.parametrize("sampler", ["ancestral", "cached", "confidence"])
+def test_fast_samplers_draw_the_same_ids_as_the_reference(sampler, tiny_model):
+    record = profile_step.sampler_case(
+        tiny_model,
+        sampler,
+        batch=3,
+        length=16,
+        steps=8,
+        device=torch.device("cpu"),
+        repeats=1,
+        seed=0,
+    )
+    assert record["identical"]
+
+
+def test_fast_reverse_step_matches_the_reference():
+    record = profile_step.reverse_step_case(
+        batch=2, length=32, vocab=40, steps=16, device=torch.device("cpu"), repeats=1, seed=0
+    )
+    assert record["identical"]
+
+
+def test_likelihood_summary_ratio():
+    import likelihood
+
+    data = {
+        "args": {"sizes": ["tiny"]},
+        "models": [
+            {
+                "size": "tiny",
+                "objective": "diffusion",
+                "bits_per_char": 3.0,
+                "tokens": 100,
+                "parameters": 5,
+            },
+            {
+                "size": "tiny",
+                "objective": "ar",
+                "bits_per_char": 2.0,
+                "tokens": 100,
+                "parameters": 5,
+            },
+        ],
+    }
+    (row,) = likelihood.summarize(data)
+    assert math.isclose(row["ratio"], 1.5) and row["same_tokens"]
