@@ -8,8 +8,9 @@ import logging
 from pathlib import Path
 
 import numpy as np
+import torch
 
-from textdiffusion.config import DataConfig
+from textdiffusion.config import DataConfig, DenoiseConfig
 from textdiffusion.data import (
     DataError,
     Tokenizer,
@@ -18,7 +19,9 @@ from textdiffusion.data import (
     read_hf_dataset,
     split_stream,
 )
-from textdiffusion.data.pairs import sentences_from_text
+from textdiffusion.data.corruption import CorruptionConfig, Corruptor
+from textdiffusion.data.pairs import CorruptionPairStream, sentences_from_text
+from textdiffusion.networks import Cond
 from textdiffusion.training import distributed
 
 logger = logging.getLogger(__name__)
@@ -128,3 +131,52 @@ def load_pair_corpus(
         raise DataError("the training data holds no sentence of at least 8 characters")
     logger.info("%d training sentences, %d validation sentences", len(train), len(valid))
     return PairCorpus(tokenizer=tokenizer, train=train, valid=valid)
+
+
+def pair_stream(
+    sentences: list[str],
+    denoise: DenoiseConfig,
+    *,
+    tokenizer: Tokenizer,
+    seed: int,
+    workers: int = 0,
+    **kwargs,
+) -> CorruptionPairStream:
+    """The on-the-fly (corrupted, clean) pairs of the denoising task, with the noise rates of `denoise`."""
+    g = denoise.grammar_rate
+    corruptor = Corruptor(
+        CorruptionConfig(
+            word_error_rate=denoise.word_error_rate,
+            article_rate=g,
+            agreement_rate=g,
+            verb_form_rate=g,
+            preposition_rate=g,
+            clean_rate=denoise.clean_rate,
+        )
+    )
+    return CorruptionPairStream(
+        sentences,
+        tokenizer=tokenizer,
+        corruptor=corruptor,
+        seed=seed,
+        word_fraction=denoise.word_fraction,
+        word_clean_rate=denoise.word_clean_rate,
+        workers=workers,
+        **kwargs,
+    )
+
+
+def micro_batches(batch, micro: int, device: torch.device) -> list[tuple[torch.Tensor, dict]]:
+    """Split a batch (token windows, or a dict of seq2seq arrays) into `micro` pieces on `device`:
+    (x0, model keyword arguments) each."""
+    if not isinstance(batch, dict):
+        return [
+            (x0.to(device, non_blocking=True), {}) for x0 in torch.from_numpy(batch).chunk(micro)
+        ]
+    parts = {k: torch.from_numpy(v).chunk(micro) for k, v in batch.items()}
+    out = []
+    for i in range(len(parts["target"])):
+        piece = {k: v[i].to(device, non_blocking=True) for k, v in parts.items()}
+        cond = Cond(prefix=piece["prefix"], prefix_mask=piece["prefix_mask"])
+        out.append((piece["target"], {"cond": cond, "attention_mask": piece["target_mask"]}))
+    return out

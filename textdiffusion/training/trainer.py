@@ -9,25 +9,19 @@ import contextlib
 import dataclasses
 import logging
 import math
-import os
-import shutil
 import time
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 
 from textdiffusion.checkpoint import (
-    CONFIG_NAME,
     TOKENIZER_NAME,
-    WEIGHTS_NAME,
     CheckpointConfig,
     load_pretrained,
     load_training_state,
     load_weights,
     read_config,
-    save_pretrained,
     unwrap,
     weights_state,
 )
@@ -40,26 +34,22 @@ from textdiffusion.config import (
     TrainConfig,
 )
 from textdiffusion.data import BatchStream, Tokenizer, chunk_stream
-from textdiffusion.data.corruption import CorruptionConfig, Corruptor
-from textdiffusion.data.pairs import CorruptionPairStream
 from textdiffusion.evaluation.elbo import LN2, autoregressive_nll, diffusion_nll
-from textdiffusion.networks import Cond, DiffusionTransformer
+from textdiffusion.networks import DiffusionTransformer
 from textdiffusion.processes import build_process
 from textdiffusion.training import distributed
-from textdiffusion.training.data import load_corpus, load_pair_corpus
+from textdiffusion.training.data import load_corpus, load_pair_corpus, micro_batches, pair_stream
 from textdiffusion.training.ema import EMA
 from textdiffusion.training.objectives import build_objective
 from textdiffusion.training.optim import build_optimizer, learning_rate
+from textdiffusion.training.state import (
+    CheckpointState,
+    TrainingDiverged,
+    TrainingError,
+    find_checkpoints,
+)
 
 logger = logging.getLogger(__name__)
-
-
-class TrainingError(RuntimeError):
-    """Training cannot start or continue; the message says why and what was kept."""
-
-
-class TrainingDiverged(TrainingError):
-    """The loss became NaN or infinite; the last good checkpoint is kept."""
 
 
 @dataclasses.dataclass
@@ -74,21 +64,7 @@ class TrainResult:
     parameters: int
 
 
-def find_checkpoints(out: Path) -> list[Path]:
-    """Complete checkpoints in OUT/checkpoints, oldest first (temporary folders are never named step-*)."""
-    folder = out / "checkpoints"
-    if not folder.is_dir():
-        return []
-    return sorted(p for p in folder.glob("step-*") if p.is_dir() and (p / CONFIG_NAME).is_file())
-
-
-def _atomic_copy(src: Path, dst: Path) -> None:
-    tmp = dst.with_name(f".{dst.name}.tmp-{os.getpid()}")
-    shutil.copyfile(src, tmp)
-    os.replace(tmp, dst)
-
-
-class Trainer:
+class Trainer(CheckpointState):
     """Holds the state of one run; `run()` trains to `config.steps` (or `--max-minutes`) and returns a TrainResult."""
 
     def __init__(
@@ -182,11 +158,18 @@ class Trainer:
         self.optimizer = build_optimizer(self.net, config)
         self.ema = EMA(self.net, decay=config.ema_decay) if config.ema_decay > 0 else None
         if task == "denoise":
-            self.stream = self._pair_stream(
-                pairs.train, denoise, seed=config.seed, workers=denoise.workers
+            streams = dict(
+                tokenizer=self.tokenizer,
+                batch_size=config.batch_size,
+                rank=self.info.rank,
+                world_size=self.info.world_size,
+                max_tokens=ckpt.model.max_len,
+            )
+            self.stream = pair_stream(
+                pairs.train, denoise, seed=config.seed, workers=denoise.workers, **streams
             )
             valid = (
-                self._pair_stream(pairs.valid, denoise, seed=config.seed + 1, workers=0)
+                pair_stream(pairs.valid, denoise, seed=config.seed + 1, **streams)
                 if pairs.valid
                 else None
             )
@@ -220,156 +203,6 @@ class Trainer:
         if self.resume_from is not None:
             self._load_state(load_training_state(self.resume_from))
         self.autocast = self.device.type == "cuda" and config.precision in ("auto", "bf16")
-
-    def _pair_stream(
-        self, sentences, denoise: DenoiseConfig, *, seed: int, workers: int
-    ) -> CorruptionPairStream:
-        g = denoise.grammar_rate
-        corruptor = Corruptor(
-            CorruptionConfig(
-                word_error_rate=denoise.word_error_rate,
-                article_rate=g,
-                agreement_rate=g,
-                verb_form_rate=g,
-                preposition_rate=g,
-                clean_rate=denoise.clean_rate,
-            )
-        )
-        return CorruptionPairStream(
-            sentences,
-            tokenizer=self.tokenizer,
-            corruptor=corruptor,
-            batch_size=self.config.batch_size,
-            seed=seed,
-            rank=self.info.rank,
-            world_size=self.info.world_size,
-            word_fraction=denoise.word_fraction,
-            word_clean_rate=denoise.word_clean_rate,
-            workers=workers,
-            max_tokens=self.ckpt_config.model.max_len,
-        )
-
-    def _micro_batches(self, batch) -> list[tuple[torch.Tensor, dict[str, Any]]]:
-        """Split a batch (token windows, or a dict of seq2seq arrays) into `grad_accum` pieces on the device."""
-        micro = self.config.grad_accum
-        if not isinstance(batch, dict):
-            return [
-                (x0.to(self.device, non_blocking=True), {})
-                for x0 in torch.from_numpy(batch).chunk(micro)
-            ]
-        parts = {k: torch.from_numpy(v).chunk(micro) for k, v in batch.items()}
-        out = []
-        for i in range(len(parts["target"])):
-            piece = {k: v[i].to(self.device, non_blocking=True) for k, v in parts.items()}
-            cond = Cond(prefix=piece["prefix"], prefix_mask=piece["prefix_mask"])
-            out.append((piece["target"], {"cond": cond, "attention_mask": piece["target_mask"]}))
-        return out
-
-    # -- state --------------------------------------------------------------------------------------------------
-    def _load_state(self, state: dict[str, Any]) -> None:
-        load_weights(self.net, state["model"], where=str(self.resume_from))
-        self.optimizer.load_state_dict(state["optimizer"])
-        if self.ema is not None and state.get("ema") is not None:
-            self.ema.load_state_dict(state["ema"])
-        self.stream.load_state_dict(state["data"])
-        self.step = int(state["step"])
-        rng = state["rng"]
-        torch.set_rng_state(rng["torch"])
-        if self.device.type == "cuda" and rng.get("cuda") is not None:
-            torch.cuda.set_rng_state(rng["cuda"], self.device)
-        noise = (
-            rng["noise"][self.info.rank] if self.info.rank < len(rng["noise"]) else rng["noise"][0]
-        )
-        self.noise.set_state(noise)
-        logger.info("resumed from %s at step %d", self.resume_from, self.step)
-
-    def _gather(self, value: torch.Tensor) -> list[torch.Tensor]:
-        if not self.info.distributed:
-            return [value]
-        out = [torch.empty_like(value) for _ in range(self.info.world_size)]
-        torch.distributed.all_gather(out, value)
-        return out
-
-    def _full_state(self) -> dict[str, torch.Tensor]:
-        """Unsharded weights on the CPU (a collective under FSDP: every rank must call it)."""
-        if self.config.parallel == "fsdp" and self.info.distributed:
-            from torch.distributed.checkpoint.state_dict import (
-                StateDictOptions,
-                get_model_state_dict,
-            )
-
-            options = StateDictOptions(full_state_dict=True, cpu_offload=True)
-            return {
-                k: v.contiguous()
-                for k, v in get_model_state_dict(self.net, options=options).items()
-            }
-        return weights_state(self.net)
-
-    def _ema_state(self, raw: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        if self.ema is None:
-            return raw
-        full = {}
-        for name, tensor in self.ema.shadow.items():
-            if hasattr(tensor, "full_tensor"):  # an FSDP shard
-                tensor = tensor.full_tensor()
-            full[name] = tensor.detach().cpu().contiguous()
-        return {k: full.get(k, v) for k, v in raw.items()}
-
-    def save(self) -> Path | None:
-        """Write OUT/checkpoints/step-N (resumable) and refresh OUT's model files; rank 0 writes, all ranks wait."""
-        raw = self._full_state()
-        weights = self._ema_state(raw)
-        noise_states = self._gather(self.noise.get_state().to(self.device))
-        optimizer = self.optimizer.state_dict()
-        if self.config.parallel == "fsdp" and self.info.distributed:
-            from torch.distributed.checkpoint.state_dict import (
-                StateDictOptions,
-                get_optimizer_state_dict,
-            )
-
-            options = StateDictOptions(full_state_dict=True, cpu_offload=True)
-            optimizer = get_optimizer_state_dict(self.net, self.optimizer, options=options)
-        path = None
-        if self.info.is_main:
-            for name, tensor in weights.items():
-                if not torch.isfinite(tensor).all():
-                    raise TrainingDiverged(
-                        f"weight {name} is not finite at step {self.step}; not saving it"
-                    )
-            state = {
-                "step": self.step,
-                "model": raw,
-                "ema": self.ema.state_dict() if self.ema is not None else None,
-                "optimizer": optimizer,
-                "data": self.stream.state_dict(),
-                "rng": {
-                    "torch": torch.get_rng_state(),
-                    "cuda": torch.cuda.get_rng_state(self.device)
-                    if self.device.type == "cuda"
-                    else None,
-                    "noise": [s.cpu() for s in noise_states],
-                },
-                "train_config": dataclasses.asdict(self.config),
-            }
-            path = self.out / "checkpoints" / f"step-{self.step:07d}"
-            save_pretrained(
-                self.net,
-                self.tokenizer,
-                path,
-                config=self.ckpt_config,
-                weights=weights,
-                training_state=state,
-            )
-            for name in (
-                WEIGHTS_NAME,
-                CONFIG_NAME,
-                TOKENIZER_NAME,
-            ):  # OUT itself is a loadable model
-                _atomic_copy(path / name, self.out / name)
-            for old in find_checkpoints(self.out)[: -self.config.keep_checkpoints]:
-                shutil.rmtree(old, ignore_errors=True)
-        distributed.barrier()
-        return path
 
     # -- evaluation ---------------------------------------------------------------------------------------------
     @torch.no_grad()
@@ -428,7 +261,7 @@ class Trainer:
         total = torch.zeros(2, device=self.device)
         with self._autocast():
             for batch in self.valid:
-                for x0, kwargs in self._micro_batches(batch):
+                for x0, kwargs in micro_batches(batch, self.config.grad_accum, self.device):
                     loss = self.objective(model, x0, generator=generator, **kwargs)
                     n = kwargs["attention_mask"].sum()
                     total += torch.stack([loss.float() * n, n.float()])
@@ -460,7 +293,7 @@ class Trainer:
         lr = learning_rate(self.step, config, time_fraction=self.time_fraction)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        pieces = self._micro_batches(self.stream.next_batch())
+        pieces = micro_batches(self.stream.next_batch(), self.config.grad_accum, self.device)
         micro = len(pieces)
         total = torch.zeros((), device=self.device)
         for i, (x0, kwargs) in enumerate(pieces):

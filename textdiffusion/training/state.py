@@ -1,0 +1,156 @@
+"""Checkpointing of a training run: atomic resumable checkpoints in OUT/checkpoints/step-N, the loadable model
+in OUT itself, and exact restoration (weights, EMA, optimizer, data position, every RNG)."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from textdiffusion.checkpoint import (
+    CONFIG_NAME,
+    TOKENIZER_NAME,
+    WEIGHTS_NAME,
+    load_weights,
+    save_pretrained,
+    weights_state,
+)
+from textdiffusion.training import distributed
+
+logger = logging.getLogger(__name__)
+
+
+class TrainingError(RuntimeError):
+    """Training cannot start or continue; the message says why and what was kept."""
+
+
+class TrainingDiverged(TrainingError):
+    """The loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+def find_checkpoints(out: Path) -> list[Path]:
+    """Complete checkpoints in OUT/checkpoints, oldest first (temporary folders are never named step-*)."""
+    folder = out / "checkpoints"
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.glob("step-*") if p.is_dir() and (p / CONFIG_NAME).is_file())
+
+
+def _atomic_copy(src: Path, dst: Path) -> None:
+    tmp = dst.with_name(f".{dst.name}.tmp-{os.getpid()}")
+    shutil.copyfile(src, tmp)
+    os.replace(tmp, dst)
+
+
+class CheckpointState:
+    """The checkpoint half of `Trainer` (it provides net, optimizer, ema, stream, noise, info, config, out...)."""
+
+    def _load_state(self, state: dict[str, Any]) -> None:
+        load_weights(self.net, state["model"], where=str(self.resume_from))
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.ema is not None and state.get("ema") is not None:
+            self.ema.load_state_dict(state["ema"])
+        self.stream.load_state_dict(state["data"])
+        self.step = int(state["step"])
+        rng = state["rng"]
+        torch.set_rng_state(rng["torch"])
+        if self.device.type == "cuda" and rng.get("cuda") is not None:
+            torch.cuda.set_rng_state(rng["cuda"], self.device)
+        noise = (
+            rng["noise"][self.info.rank] if self.info.rank < len(rng["noise"]) else rng["noise"][0]
+        )
+        self.noise.set_state(noise)
+        logger.info("resumed from %s at step %d", self.resume_from, self.step)
+
+    def _gather(self, value: torch.Tensor) -> list[torch.Tensor]:
+        if not self.info.distributed:
+            return [value]
+        out = [torch.empty_like(value) for _ in range(self.info.world_size)]
+        torch.distributed.all_gather(out, value)
+        return out
+
+    def _full_state(self) -> dict[str, torch.Tensor]:
+        """Unsharded weights on the CPU (a collective under FSDP: every rank must call it)."""
+        if self.config.parallel == "fsdp" and self.info.distributed:
+            from torch.distributed.checkpoint.state_dict import (
+                StateDictOptions,
+                get_model_state_dict,
+            )
+
+            options = StateDictOptions(full_state_dict=True, cpu_offload=True)
+            return {
+                k: v.contiguous()
+                for k, v in get_model_state_dict(self.net, options=options).items()
+            }
+        return weights_state(self.net)
+
+    def _ema_state(self, raw: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        if self.ema is None:
+            return raw
+        full = {}
+        for name, tensor in self.ema.shadow.items():
+            if hasattr(tensor, "full_tensor"):  # an FSDP shard
+                tensor = tensor.full_tensor()
+            full[name] = tensor.detach().cpu().contiguous()
+        return {k: full.get(k, v) for k, v in raw.items()}
+
+    def save(self) -> Path | None:
+        """Write OUT/checkpoints/step-N (resumable) and refresh OUT's model files; rank 0 writes, all ranks wait."""
+        raw = self._full_state()
+        weights = self._ema_state(raw)
+        noise_states = self._gather(self.noise.get_state().to(self.device))
+        optimizer = self.optimizer.state_dict()
+        if self.config.parallel == "fsdp" and self.info.distributed:
+            from torch.distributed.checkpoint.state_dict import (
+                StateDictOptions,
+                get_optimizer_state_dict,
+            )
+
+            options = StateDictOptions(full_state_dict=True, cpu_offload=True)
+            optimizer = get_optimizer_state_dict(self.net, self.optimizer, options=options)
+        path = None
+        if self.info.is_main:
+            for name, tensor in weights.items():
+                if not torch.isfinite(tensor).all():
+                    raise TrainingDiverged(
+                        f"weight {name} is not finite at step {self.step}; not saving it"
+                    )
+            state = {
+                "step": self.step,
+                "model": raw,
+                "ema": self.ema.state_dict() if self.ema is not None else None,
+                "optimizer": optimizer,
+                "data": self.stream.state_dict(),
+                "rng": {
+                    "torch": torch.get_rng_state(),
+                    "cuda": torch.cuda.get_rng_state(self.device)
+                    if self.device.type == "cuda"
+                    else None,
+                    "noise": [s.cpu() for s in noise_states],
+                },
+                "train_config": dataclasses.asdict(self.config),
+            }
+            path = self.out / "checkpoints" / f"step-{self.step:07d}"
+            save_pretrained(
+                self.net,
+                self.tokenizer,
+                path,
+                config=self.ckpt_config,
+                weights=weights,
+                training_state=state,
+            )
+            for name in (
+                WEIGHTS_NAME,
+                CONFIG_NAME,
+                TOKENIZER_NAME,
+            ):  # OUT itself is a loadable model
+                _atomic_copy(path / name, self.out / name)
+            for old in find_checkpoints(self.out)[: -self.config.keep_checkpoints]:
+                shutil.rmtree(old, ignore_errors=True)
+        distributed.barrier()
+        return path
