@@ -74,7 +74,8 @@ def diffusion_nll(
         x0: int64 (N, L) windows; valid: bool (N, L) real tokens.
 
     Returns:
-        (mean, var): float64 (N,) estimated ELBO of each window and the variance of that estimate.
+        (mean, var): float64 (N,) estimated ELBO of each window and the (collapsed-strata) variance of that
+        estimate.
     """
     device = next(model.parameters()).device
     N = x0.shape[0]
@@ -96,12 +97,15 @@ def diffusion_nll(
         logits = model(xt, None, attention_mask=None if full else vb)
         ce = process.cross_entropy(logits, xb, xt).double().sum(dim=1).cpu()  # (b,)
         estimates[start : start + batch_size] = ce * n_valid[idx].double() / k.double()
-    estimates = estimates.view(N, samples)
-    var = (
-        estimates.var(dim=1, unbiased=True) / samples
-        if samples > 1
-        else torch.zeros(N, dtype=torch.float64)
-    )
+    estimates = estimates.view(N, samples)  # (N, S), column j from stratum j
+    if samples >= 2:
+        # collapsed strata (Cochran 1977, 5A.12): neighbouring strata j, j+1 are treated as one stratum with two
+        # draws, so the squared difference of each pair estimates their two variances (conservatively)
+        even = samples - samples % 2
+        pairs = estimates[:, 0:even:2] - estimates[:, 1:even:2]  # (N, S/2)
+        var = pairs.pow(2).sum(dim=1) / samples**2 * (samples / even)
+    else:
+        var = torch.zeros(N, dtype=torch.float64)
     return estimates.mean(dim=1), var
 
 
