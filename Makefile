@@ -17,7 +17,7 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	touch $@
 
 $(VENV)/.installed-dev: pyproject.toml $(VENV)/.installed
-	$(BIN)/pip install -q -e ".[dev,datasets]"
+	$(BIN)/pip install -q -e ".[dev,datasets,bench]"
 	touch $@
 
 ## demo: generate text with the shipped model on the CPU, showing the refinement step by step
@@ -30,7 +30,6 @@ test: $(VENV)/.installed-dev
 
 ## bench-quick: every benchmark, CPU-sized (under 10 minutes on 2 cores); tables in bench/README.md
 bench-quick: $(VENV)/.installed-dev
-	$(BIN)/pip install -q -e ".[bench]"
 	$(BIN)/python bench/speed.py --quick --threads 1
 	$(BIN)/python bench/profile_step.py --quick --threads 1
 	$(BIN)/python bench/likelihood.py --quick --threads 1

@@ -75,8 +75,9 @@ def test_autoregressive_nll_is_exact(tiny_config):
     valid = torch.ones_like(x0, dtype=torch.bool)
     got = autoregressive_nll(model, x0, valid, bos_id=0)
     ref = torch.zeros(2, dtype=torch.float64)
-    for b in range(2):
-        for i in range(6):
-            inputs = torch.cat([torch.tensor([0]), x0[b, :i]])[None]
-            ref[b] += -float(F.log_softmax(model(inputs, None)[0, -1], -1)[x0[b, i]])
+    with torch.no_grad():
+        for b in range(2):
+            for i in range(6):
+                inputs = torch.cat([torch.tensor([0]), x0[b, :i]])[None]
+                ref[b] += -float(F.log_softmax(model(inputs, None)[0, -1], -1)[x0[b, i]])
     assert torch.allclose(got, ref, atol=1e-4)
