@@ -73,68 +73,48 @@ def _sampling(args: SamplingArgs) -> dict:
     )
 
 
-def generate(args: GenerateArgs) -> None:
-    """Generate text from noise (or complete a --prompt) with a diffusion model."""
-    import json
-
+def _run(pipeline_cls, args: SamplingArgs, **call):
+    """Load the pipeline, run it with the sampling flags (watching the refinement with --show), report warnings."""
     from textdiffusion.cli.common import CLIError
     from textdiffusion.cli.show import RefinementView
-    from textdiffusion.pipelines import GenerationPipeline, InputError
+    from textdiffusion.pipelines import InputError
 
-    pipe = _load(GenerationPipeline, args)
+    pipe = _load(pipeline_cls, args)
     view = RefinementView(pipe.tokenizer, enabled=args.show)
     try:
         with view:
-            out = pipe(
-                args.n,
-                length=args.length,
-                prompt=args.prompt,
-                seed=args.seed,
-                callback=view.callback,
-                **_sampling(args),
-            )
+            out = pipe(seed=args.seed, callback=view.callback, **call, **_sampling(args))
     except (InputError, ValueError) as exc:
         raise CLIError(str(exc)) from None
     for message in out.warnings:
         print(f"warning: {message}", file=sys.stderr)
+    return out
+
+
+def generate(args: GenerateArgs) -> None:
+    """Generate text from noise (or complete a --prompt) with a diffusion model."""
+    import json
+
+    from textdiffusion.pipelines import GenerationPipeline
+
+    out = _run(GenerationPipeline, args, n=args.n, length=args.length, prompt=args.prompt)
     if args.json:
-        print(
-            json.dumps(
-                {"texts": out.texts, "seconds": out.seconds, "network_calls": out.network_calls}
-            )
-        )
+        report = {"texts": out.texts, "seconds": out.seconds, "network_calls": out.network_calls}
+        print(json.dumps(report))
         return
     for i, text in enumerate(out.texts):
         print(f"--- sample {i} ---\n{text}")
-    print(
-        f"[{len(out.texts)} x {out.ids.shape[1]} tokens in {out.seconds:.2f} s, {out.network_calls} network calls]",
-        file=sys.stderr,
-    )
+    summary = f"{len(out.texts)} x {out.ids.shape[1]} tokens in {out.seconds:.2f} s, {out.network_calls} network calls"
+    print(f"[{summary}]", file=sys.stderr)
 
 
 def infill(args: InfillArgs) -> None:
     """Fill the blanks (___) of a text; everything outside the blanks is kept exactly."""
     import json
 
-    from textdiffusion.cli.common import CLIError
-    from textdiffusion.cli.show import RefinementView
-    from textdiffusion.pipelines import InfillPipeline, InputError
+    from textdiffusion.pipelines import InfillPipeline
 
-    pipe = _load(InfillPipeline, args)
-    view = RefinementView(pipe.tokenizer, enabled=args.show)
-    try:
-        with view:
-            out = pipe(
-                args.text,
-                blank_length=args.blank_length,
-                seed=args.seed,
-                callback=view.callback,
-                **_sampling(args),
-            )
-    except (InputError, ValueError) as exc:
-        raise CLIError(str(exc)) from None
-    for message in out.warnings:
-        print(f"warning: {message}", file=sys.stderr)
+    out = _run(InfillPipeline, args, text=args.text, blank_length=args.blank_length)
     if args.json:
         print(json.dumps({"text": out.text, "fills": out.fills, "lengths": out.lengths}))
     else:
