@@ -100,3 +100,23 @@ def test_config_validation_names_the_flag():
         ModelConfig(vocab_size=10, dim=30, n_heads=4)
     with pytest.raises(ConfigError, match="--n-layers"):
         ModelConfig(vocab_size=10, n_layers=0)
+
+
+@pytest.mark.parametrize("align", [True, False])
+def test_target_positions_restart_after_an_aligned_prefix(tiny_config, monkeypatch, align):
+    import textdiffusion.networks.transformer as transformer
+
+    seen = []
+    original = transformer.rotary_tables
+
+    def spy(positions, *args, **kwargs):
+        seen.append(positions.clone())
+        return original(positions, *args, **kwargs)
+
+    monkeypatch.setattr(transformer, "rotary_tables", spy)
+    model = DiffusionTransformer(dataclasses.replace(tiny_config, align_prefix=align))
+    prefix_mask = torch.tensor([[True, True, True, False]])  # one padded prefix slot
+    model(torch.zeros(1, 5, dtype=torch.long), None, cond=Cond(prefix=torch.zeros(1, 4, dtype=torch.long),
+                                                               prefix_mask=prefix_mask))
+    target = [0, 1, 2, 3, 4] if align else [3, 4, 5, 6, 7]
+    assert seen[0].tolist() == [[0, 1, 2, 2] + target]
