@@ -116,7 +116,10 @@ def test_target_positions_restart_after_an_aligned_prefix(tiny_config, monkeypat
     monkeypatch.setattr(transformer, "rotary_tables", spy)
     model = DiffusionTransformer(dataclasses.replace(tiny_config, align_prefix=align))
     prefix_mask = torch.tensor([[True, True, True, False]])  # one padded prefix slot
-    model(torch.zeros(1, 5, dtype=torch.long), None, cond=Cond(prefix=torch.zeros(1, 4, dtype=torch.long),
-                                                               prefix_mask=prefix_mask))
+    model(
+        torch.zeros(1, 5, dtype=torch.long),
+        None,
+        cond=Cond(prefix=torch.zeros(1, 4, dtype=torch.long), prefix_mask=prefix_mask),
+    )
     target = [0, 1, 2, 3, 4] if align else [3, 4, 5, 6, 7]
     assert seen[0].tolist() == [[0, 1, 2, 2] + target]

@@ -38,7 +38,15 @@ def denoise(args: DenoiseArgs) -> None:
 
     if bool(args.text) == bool(args.file):
         raise CLIError("give the text to correct, or --file FILE (not both)")
-    pipe = _load(DenoisePipeline, args)
+    try:
+        pipe = _load(DenoisePipeline, args)
+    except CLIError as exc:
+        if args.model != "typo-fixer":
+            raise
+        raise CLIError(
+            f"{exc}. No typo-fixer ships with this version yet: train a corrector with "
+            "scripts/train_typo_fixer.sh (a GPU is recommended) and pass --model DIR"
+        ) from None
     sampling = {k: v for k, v in _sampling(args).items() if k != "top_p"}
     if args.file:
         try:

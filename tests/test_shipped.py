@@ -1,0 +1,57 @@
+"""The checkpoints that ship with the package load by name, offline, and still model their data."""
+
+from __future__ import annotations
+
+from textdiffusion.checkpoint import load_pretrained, shipped_models
+from textdiffusion.evaluation import evaluate_text
+from textdiffusion.pipelines import GenerationPipeline
+
+# Public-domain lines (Romeo and Juliet, II.2), typed here so the test needs no data files.
+VERSE = """ROMEO:
+But, soft! what light through yonder window breaks?
+It is the east, and Juliet is the sun.
+Arise, fair sun, and kill the envious moon,
+Who is already sick and pale with grief,
+That thou her maid art far more fair than she:
+Be not her maid, since she is envious;
+Her vestal livery is but sick and green
+And none but fools do wear it; cast it off.
+
+JULIET:
+Ay me!
+"""
+
+
+def test_shakespeare_char_is_shipped_and_loads_offline(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert "shakespeare-char" in shipped_models()
+    pretrained = load_pretrained("shakespeare-char")
+    assert pretrained.model.config.max_len == 256 and pretrained.tokenizer.kind == "char"
+    # golden figure with a tolerance: the shipped model scores ~2.2 bits/char on held-out Shakespeare and an
+    # untrained one ~8.3; regenerate by running this evaluation after retraining the model
+    result = evaluate_text(pretrained, VERSE, samples=8, seed=0)
+    assert result.bits_per_char < 2.8, result
+
+
+def test_shakespeare_char_writes_dialogue():
+    pipe = GenerationPipeline.from_pretrained("shakespeare-char")
+    text = pipe(1, length=128, steps=32, seed=0).texts[0]
+    words = text.split()
+    assert len(words) > 10
+    common = {
+        "the",
+        "and",
+        "i",
+        "to",
+        "of",
+        "my",
+        "you",
+        "a",
+        "that",
+        "in",
+        "is",
+        "not",
+        "me",
+        "with",
+    }
+    assert sum(w.strip(",.:;!?").lower() in common for w in words) >= 3, text
