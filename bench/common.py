@@ -343,3 +343,13 @@ def provenance(data: dict[str, Any]) -> str:
     if not data.get("complete"):
         lines.append("**Partial results: the run stopped before the end.**")
     return "  \n".join(lines)
+
+
+def parse_args(cls, quick: dict, argv: list[str] | None = None):
+    """The script's arguments from the command line; with --quick the CPU-sized defaults in `quick` apply first."""
+    import sys
+
+    import tyro
+
+    argv = sys.argv[1:] if argv is None else argv
+    return tyro.cli(cls, args=argv, default=cls(**quick) if "--quick" in argv else None)

@@ -33,6 +33,7 @@ from common import (
     log,
     markdown_table,
     model_config,
+    parse_args,
     provenance,
     resolve_device,
     setup_torch,
@@ -100,14 +101,7 @@ QUICK = dict(
 
 
 def parse(argv: list[str] | None = None) -> LikelihoodArgs:
-    import sys
-
-    import tyro
-
-    argv = sys.argv[1:] if argv is None else argv
-    return tyro.cli(
-        LikelihoodArgs, args=argv, default=LikelihoodArgs(**QUICK) if "--quick" in argv else None
-    )
+    return parse_args(LikelihoodArgs, QUICK, argv)
 
 
 def train_model(

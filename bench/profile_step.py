@@ -32,6 +32,7 @@ from common import (
     log,
     markdown_table,
     model_config,
+    parse_args,
     provenance,
     resolve_device,
     run_case,
@@ -78,14 +79,7 @@ QUICK = dict(quick=True, size="tiny", batch=8, length=128, steps=(64,), train_ba
 
 
 def parse(argv: list[str] | None = None) -> ProfileArgs:
-    import sys
-
-    import tyro
-
-    argv = sys.argv[1:] if argv is None else argv
-    return tyro.cli(
-        ProfileArgs, args=argv, default=ProfileArgs(**QUICK) if "--quick" in argv else None
-    )
+    return parse_args(ProfileArgs, QUICK, argv)
 
 
 # -- the reference ("before") code --------------------------------------------------------------------------------

@@ -36,6 +36,7 @@ from common import (
     log,
     markdown_table,
     model_config,
+    parse_args,
     provenance,
     resolve_device,
     setup_torch,
@@ -101,14 +102,7 @@ QUICK = dict(
 
 
 def parse(argv: list[str] | None = None) -> QualityArgs:
-    import sys
-
-    import tyro
-
-    argv = sys.argv[1:] if argv is None else argv
-    return tyro.cli(
-        QualityArgs, args=argv, default=QualityArgs(**QUICK) if "--quick" in argv else None
-    )
+    return parse_args(QualityArgs, QUICK, argv)
 
 
 # -- diversity ----------------------------------------------------------------------------------------------------

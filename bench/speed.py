@@ -37,6 +37,7 @@ from common import (
     markdown_table,
     matmul_rate,
     model_config,
+    parse_args,
     provenance,
     resolve_device,
     run_case,
@@ -109,13 +110,7 @@ QUICK = dict(
 
 
 def parse(argv: list[str] | None = None) -> SpeedArgs:
-    import sys
-
-    import tyro
-
-    argv = sys.argv[1:] if argv is None else argv
-    default = SpeedArgs(**QUICK) if "--quick" in argv else None
-    return tyro.cli(SpeedArgs, args=argv, default=default)
+    return parse_args(SpeedArgs, QUICK, argv)
 
 
 class CallCounter(nn.Module):
