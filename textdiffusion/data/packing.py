@@ -107,15 +107,6 @@ class BatchStream:
         index = starts[:, None] + np.arange(self.seq_len)[None, :]  # (b, seq_len)
         return self.tokens[index].astype(np.int64)
 
-    @property
-    def epoch_fraction(self) -> float:
-        n = (
-            len(self._order)
-            if self._order is not None
-            else max(1, len(self.tokens) // self.seq_len)
-        )
-        return self.epoch + self.position / max(1, n)
-
     def state_dict(self) -> dict[str, Any]:
         return {"epoch": self.epoch, "position": self.position, "seed": self.seed}
 

@@ -31,12 +31,14 @@ class SuppressTokens(nn.Module):
         super().__init__()
         self.model = model
         self.config = model.config
-        bias = torch.zeros(model.config.vocab_size)
+        bias = torch.zeros(model.config.vocab_size, device=next(model.parameters()).device)
         bias[token_ids] = float("-inf")
-        self.register_buffer("bias", bias, persistent=False)
+        self.register_buffer(
+            "bias", bias, persistent=False
+        )  # on the model's device: no copy per call
 
     def forward(self, xt, t=None, **kwargs):
-        return self.model(xt, t, **kwargs) + self.bias.to(xt.device)
+        return self.model(xt, t, **kwargs) + self.bias
 
 
 @dataclasses.dataclass

@@ -70,15 +70,6 @@ def all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
     return tensor
 
 
-def broadcast_object(value, *, src: int = 0):
-    """Send a picklable object from rank 0 to every rank (only between our own processes)."""
-    if not dist.is_initialized():
-        return value
-    box = [value]
-    dist.broadcast_object_list(box, src=src)
-    return box[0]
-
-
 def wrap(model: torch.nn.Module, info: DistInfo, *, parallel: str) -> torch.nn.Module:
     """Wrap the network for data parallelism; the model code itself stays unaware of it."""
     if not info.distributed:
