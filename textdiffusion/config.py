@@ -179,6 +179,12 @@ class DenoiseConfig:
     """Share of training pairs that are single words (for word-level spelling correction)."""
     word_clean_rate: float = 0.25
     """Share of those words left correct, so that correct words come back unchanged."""
+    tokenized_rate: float = 0.0
+    """Share of sentences given tokenised spacing ("do n't stop , then ."), so that tokenised input keeps it."""
+    words: str | None = None
+    """Word list for the single-word pairs: one word per line, optionally followed by a count (e.g. symspellpy's
+    frequency dictionary); a word is drawn with probability proportional to the square root of its count. Default:
+    the words of --data seen at least twice."""
     word_error_rate: float = 0.15
     """Share of words of a sentence that get a spelling error."""
     grammar_rate: float = 0.05
@@ -193,6 +199,7 @@ class DenoiseConfig:
         for name in (
             "word_fraction",
             "word_clean_rate",
+            "tokenized_rate",
             "word_error_rate",
             "grammar_rate",
             "clean_rate",

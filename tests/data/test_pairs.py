@@ -1,14 +1,20 @@
 from __future__ import annotations
 
+from collections import Counter
+
 import numpy as np
+import pytest
 
 from textdiffusion.data import Tokenizer
+from textdiffusion.data.corpus import DataError
 from textdiffusion.data.corruption import CorruptionConfig, Corruptor
 from textdiffusion.data.pairs import (
     CorruptionPairStream,
     chunk_text,
     pad_pairs,
+    read_word_counts,
     sentences_from_text,
+    split_tokens,
     target_length,
 )
 
@@ -58,7 +64,7 @@ def test_pair_stream_is_reproducible_resumable_and_learns_pads():
     for batch in batches:
         t, m = batch["target"], batch["target_mask"]
         # every target row ends in learnt PADs within its mask
-        assert all(t[i, m[i]][-1] == a.tokenizer.pad_id for i in range(len(t)))
+        assert all(t[i, m[i]][-1] == a.plan.tokenizer.pad_id for i in range(len(t)))
     b = make_stream()
     for _ in range(5):
         b.next_batch()
@@ -94,6 +100,44 @@ def test_two_streams_do_not_share_their_sentences():
     b.next_batch()
     batch = a.next_batch()  # made after b: must still come from a's own sentences
     decoded = [
-        a.tokenizer.decode(row[mask]) for row, mask in zip(batch["target"], batch["target_mask"])
+        a.plan.tokenizer.decode(row[mask])
+        for row, mask in zip(batch["target"], batch["target_mask"])
     ]
     assert not any("Zebra" in text for text in decoded)
+
+
+def test_word_list_file_feeds_the_single_word_pairs(tmp_path):
+    path = tmp_path / "words.txt"
+    path.write_text("zebra 100\nquokka 4\n\nyak\n")
+    counts = read_word_counts(path)
+    assert counts == {"zebra": 100.0, "quokka": 4.0, "yak": 1.0}
+    stream = make_stream(word_counts=counts, word_fraction=1.0, word_clean_rate=1.0)
+    tok = stream.plan.tokenizer
+    seen = Counter()
+    for _ in range(20):
+        batch = stream.next_batch()
+        for row, mask in zip(batch["target"], batch["target_mask"]):
+            seen[tok.decode([i for i in row[mask] if i != tok.pad_id])] += 1
+    assert set(seen) == {"zebra", "quokka", "yak"}
+    assert (
+        seen["zebra"] > seen["quokka"] > seen["yak"]
+    )  # drawn by the square root of the count: 10 : 2 : 1
+    (tmp_path / "bad.txt").write_text("zebra many\n")
+    with pytest.raises(DataError, match="bad.txt:1: expected 'word \\[count\\]'"):
+        read_word_counts(tmp_path / "bad.txt")
+
+
+def test_split_tokens_spaces_punctuation_and_clitics_like_tokenised_corpora():
+    assert split_tokens("I don't know, see. He's here!") == "I do n't know , see . He 's here !"
+    assert split_tokens('So "we\'ll" go (now);') == 'So " we \'ll " go ( now ) ;'
+    assert split_tokens("already , tokenised .") == "already , tokenised ."  # idempotent
+
+
+def test_every_pair_fits_the_context_even_when_its_copy_is_too_long():
+    stream = make_stream(
+        max_tokens=40, word_fraction=0.0
+    )  # sentences of ~56 characters cannot fit as a copy
+    for _ in range(10):
+        batch = stream.next_batch()
+        lengths = batch["prefix_mask"].sum(1) + batch["target_mask"].sum(1)
+        assert lengths.max() <= 40

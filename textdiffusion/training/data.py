@@ -20,7 +20,7 @@ from textdiffusion.data import (
     split_stream,
 )
 from textdiffusion.data.corruption import CorruptionConfig, Corruptor
-from textdiffusion.data.pairs import CorruptionPairStream, sentences_from_text
+from textdiffusion.data.pairs import CorruptionPairStream, read_word_counts, sentences_from_text
 from textdiffusion.networks import Cond
 from textdiffusion.training import distributed
 
@@ -156,11 +156,13 @@ def pair_stream(
     )
     return CorruptionPairStream(
         sentences,
+        word_counts=read_word_counts(denoise.words) if denoise.words else None,
         tokenizer=tokenizer,
         corruptor=corruptor,
         seed=seed,
         word_fraction=denoise.word_fraction,
         word_clean_rate=denoise.word_clean_rate,
+        tokenized_rate=denoise.tokenized_rate,
         workers=workers,
         **kwargs,
     )

@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# One lent-GPU call (one H100/H200, under 10 minutes): time training throughput and MFU (bench/speed.py), then train
+# the shipped `typo-fixer` alone on the card (scripts/train_typo_fixer.sh), pack it in bf16 and score it with
+# `textdiffusion eval-denoise` (the baselines run on the CPU beforehand: they need no GPU).
+#
+# Expects: the repo as working directory, the data copied to .gpu/data (spelling/, jfleg/, tinyshakespeare/ and
+# words/frequency_dictionary_en_82_765.txt, symspellpy's dictionary) and the wheels of the CLI's pure-Python
+# dependencies in .whl/ (tyro, docstring-parser, typeguard).
+# Env: OUT (results folder), BUDGET (seconds for the whole script), MIN (training minutes), SKIP_SPEED=1, INIT (a
+# model folder to go on from, e.g. .gpu/init/typo-fixer), QUICK=1 for a CPU dry run.
+set -uo pipefail
+START=$(date +%s)
+BUDGET=${BUDGET:-560}
+OUT=${OUT:-/tmp/gpu-out}
+W=${W:-/tmp/gpu-work}
+DATA=${DATA:-.gpu/data}
+mkdir -p "$OUT" "$W/logs" "$W/results" "$W/pack"
+export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
+if ls .whl/*.whl >/dev/null 2>&1; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
+    2>/dev/null && export PYTHONPATH=/tmp/site:$PWD || exit 1
+else
+  export PYTHONPATH=$PWD
+fi
+PY=${PY:-python3}
+left() { echo $((BUDGET - ($(date +%s) - START))); }
+log() { echo "[$(( $(date +%s) - START ))s] $*" | tee -a "$W/logs/session.log"; }
+
+if [ "${QUICK:-0}" = 1 ]; then  # a CPU dry run of the same steps with tiny sizes
+  DEVICE=cpu; MIN=${MIN:-0.4}; WORKERS=2; BATCH=32
+  TYPO="--preset tiny --n-layers 2 --max-len 256 --eval-every 20 --save-every 20 --log-every 10"
+  SPEED="--quick"; DENOISE="--limit 20"; SPEED_LIMIT=60
+else
+  DEVICE=cuda; MIN=${MIN:-5.5}; WORKERS=12; BATCH=${BATCH:-1024}; TYPO=""
+  SPEED=""; DENOISE="--batch-size 512"; SPEED_LIMIT=110
+fi
+{ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader; $PY -c "import torch; print(torch.__version__)"; } \
+  > "$W/results/device.txt" 2>&1
+log "device: $(tr '\n' ' ' < "$W/results/device.txt")"
+
+# -- 1: training throughput and MFU (character model and the 85M / 1024-token configuration), the card to itself --
+[ "${SKIP_SPEED:-0}" = 1 ] || timeout $SPEED_LIMIT $PY bench/speed.py --device $DEVICE --only training --data-dir "$DATA/tinyshakespeare" \
+  --json "$W/results/speed-training.json" --no-readme $SPEED > "$W/logs/speed.log" 2>&1
+log "speed bench exit $?: $(grep -h 'train ' "$W/logs/speed.log" | tr '\n' ' ')"
+
+# -- 2: the typo-fixer, alone on the card for MIN minutes ---------------------------------------------------------
+DATA=$DATA WORDS="$DATA/words/frequency_dictionary_en_82_765.txt" PYTHON=$PY MINUTES=$MIN DEVICE=$DEVICE \
+  WORKERS=$WORKERS BATCH=$BATCH scripts/train_typo_fixer.sh "$W/typo" $TYPO ${INIT:+--init-from "$INIT"} > "$W/logs/typo.log" 2>&1
+log "typo-fixer exit $?: $(grep -h 'valid\|tok/s' "$W/logs/typo.log" | tail -2 | tr '\n' ' ')"
+cp "$W/typo/train_args.json" "$W/results/typo-train_args.json" 2>/dev/null
+
+# -- 3: pack in bf16 (<= 15 MiB parts) and score it --------------------------------------------------------------
+if [ -f "$W/typo/model.safetensors" ]; then
+  $PY -c "
+import sys, torch
+from textdiffusion.checkpoint import load_pretrained, save_pretrained
+p = load_pretrained(sys.argv[1])
+save_pretrained(p.model, p.tokenizer, sys.argv[2], config=p.config, dtype=torch.bfloat16)
+" "$W/typo" "$W/pack/typo-fixer" && tar -C "$W/pack" -cf "$W/pack/typo-fixer.tar" typo-fixer \
+    && split -b 15M -d "$W/pack/typo-fixer.tar" "$OUT/typo-fixer.tar.part" && log "packed typo-fixer"
+  timeout $(( $(left) - 10 )) $PY -m textdiffusion eval-denoise --model "$W/pack/typo-fixer" --data-dir "$DATA" \
+    --no-baselines --jfleg-split both --device $DEVICE --json $DENOISE --out "$W/results/denoise" \
+    > "$W/results/denoise.json" 2> "$W/logs/denoise.log"
+  log "denoise eval exit $?"
+fi
+log "done; $(left) s of the budget left"
+tar -C "$W" -czf "$OUT/results.tgz" results logs
+ls -la "$OUT"
