@@ -4,8 +4,10 @@
 # a share of them with tokenised spacing (as JFLEG is), and single words drawn from symspellpy's English frequency
 # dictionary (82,765 words, by the square root of their counts). The evaluation sets are never trained on.
 # Usage: scripts/train_typo_fixer.sh OUT [extra train flags]
-# Env: DATA (../shared/data), WORDS (symspellpy's dictionary), DEVICE, MINUTES, WORKERS, BATCH, WORD_FRACTION, PYTHON.
-# The shipped model is this recipe run for MINUTES=5.5 on one H200 (scripts/gpu_typo_fixer.sh); on a CPU, expect
+# Env: DATA (../shared/data), WORDS (default: symspellpy's dictionary, `pip install "textdiffusion[bench]"`), DEVICE,
+# MINUTES, WORKERS, BATCH, WORD_FRACTION, PYTHON.
+# The shipped model: this recipe on one H200 (scripts/gpu_typo_fixer.sh), 2,000 steps with BATCH=512 WORD_FRACTION=0.5,
+# then 8,900 steps more with the defaults (`--init-from` the first); on a CPU, expect
 # a weak model unless it runs for many hours.
 set -euo pipefail
 OUT=${1:?usage: $0 OUT [flags]}; shift

@@ -55,3 +55,18 @@ def test_shakespeare_char_writes_dialogue():
         "with",
     }
     assert sum(w.strip(",.:;!?").lower() in common for w in words) >= 3, text
+
+
+def test_typo_fixer_is_shipped_and_corrects_common_misspellings(monkeypatch):
+    from textdiffusion.pipelines.denoise import DenoisePipeline
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert "typo-fixer" in shipped_models()
+    pipe = DenoisePipeline.from_pretrained("typo-fixer")
+    wrong = ["recieve", "beleive", "acommodate", "speling", "korrect"]
+    right = ["receive", "believe", "accommodate", "spelling", "correct"]
+    # golden behaviour with slack: the shipped model fixes all five (an untrained one none)
+    fixed = pipe.correct_words(wrong, seed=0)
+    assert sum(f == r for f, r in zip(fixed, right)) >= 4, fixed
+    clean = ["the", "house", "weather", "The weather is nice today."]
+    assert pipe.correct_words(clean, seed=0) == clean

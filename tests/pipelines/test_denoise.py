@@ -99,3 +99,32 @@ def test_cli_needs_text_or_file(denoiser_dir):
         timeout=60,
     )
     assert result.returncode == 2 and "--file" in result.stderr
+
+
+def test_guard_keeps_only_changes_the_model_prefers_to_the_input(denoiser_dir):
+    pipe = DenoisePipeline.from_pretrained(denoiser_dir)
+    pieces = [
+        "a",
+        "ox",
+        "fox",
+        "dog",
+        "The",
+        "lazy",
+        "q",
+        "z",
+        "he",
+    ]  # short: random outputs can be plausible
+    # the same candidate twice: paired scores are equal, so it is never "preferred" to itself
+    same, calls = pipe.prefers_outputs(pieces, pieces)
+    assert same == [False] * len(pieces) and calls > 0
+    for seed in range(10):  # a seed where the untrained model makes some plausible-looking change
+        free, _ = pipe.correct_pieces(pieces, guard=False, seed=seed, temperature=1.0)
+        changed = [i for i, (a, b) in enumerate(zip(pieces, free)) if a != b]
+        if changed:
+            break
+    assert changed, "the untrained model should change something"
+    guarded, _ = pipe.correct_pieces(pieces, guard=True, seed=seed, temperature=1.0)
+    verdicts, _ = pipe.prefers_outputs([pieces[i] for i in changed], [free[i] for i in changed])
+    for i, ok in zip(changed, verdicts):
+        assert guarded[i] == (free[i] if ok else pieces[i])
+    assert all(g == p for i, (g, p) in enumerate(zip(guarded, pieces)) if i not in changed)

@@ -34,6 +34,8 @@ class EvalDenoiseArgs:
     """Refinement steps of the model (default: its saved setting)."""
     batch_size: int = 64
     """Texts corrected per model batch."""
+    guard: bool = True
+    """Keep a change only where the model finds it more likely than the input left as it is."""
     seed: int = 0
     """Random seed of the model's sampler."""
     device: str = "auto"
@@ -77,7 +79,7 @@ def _load_model(args: EvalDenoiseArgs):
             file=sys.stderr,
         )
         return None
-    options = dict(steps=args.steps, batch_size=args.batch_size, seed=args.seed)
+    options = dict(steps=args.steps, batch_size=args.batch_size, seed=args.seed, guard=args.guard)
     name = args.model.rstrip("/").rsplit("/", 1)[-1]  # a folder or hub id: its last part
     return _Configured(pipeline, name, **options)
 

@@ -63,6 +63,7 @@ def diffusion_nll(
     samples: int = 32,
     batch_size: int = 32,
     generator: torch.Generator | None = None,
+    cond=None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """ELBO of each window (nats), with the count-stratified estimator of the masked process.
 
@@ -72,6 +73,7 @@ def diffusion_nll(
 
     Args:
         x0: int64 (N, L) windows; valid: bool (N, L) real tokens.
+        cond: a `Cond` of N rows (e.g. the source text of a denoiser): then the conditional ELBO of x0 given it.
 
     Returns:
         (mean, var): float64 (N,) estimated ELBO of each window and the (collapsed-strata) variance of that
@@ -94,7 +96,8 @@ def diffusion_nll(
         xb, vb = x0[idx].to(device), valid[idx].to(device)
         xt = process.q_sample_count(xb, k.to(device), valid=vb, generator=generator)
         full = bool(vb.all())
-        logits = model(xt, None, attention_mask=None if full else vb)
+        c = None if cond is None else cond.index(idx.to(device))
+        logits = model(xt, None, cond=c, attention_mask=None if full else vb)
         ce = process.cross_entropy(logits, xb, xt).double().sum(dim=1).cpu()  # (b,)
         estimates[start : start + batch_size] = ce * n_valid[idx].double() / k.double()
     estimates = estimates.view(N, samples)  # (N, S), column j from stratum j

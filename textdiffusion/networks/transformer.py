@@ -31,6 +31,11 @@ class Cond:
     prefix_mask: torch.Tensor | None = None
     label: torch.Tensor | None = None
 
+    def index(self, rows: torch.Tensor) -> Cond:
+        """The conditioning of the batch rows `rows` (int64 indices)."""
+        pick = lambda x: None if x is None else x[rows]  # noqa: E731
+        return Cond(pick(self.prefix), pick(self.prefix_mask), pick(self.label))
+
 
 def as_cond(cond: Cond | torch.Tensor | None) -> Cond:
     """A bare int64 (B, Lc) tensor is a conditioning prefix."""

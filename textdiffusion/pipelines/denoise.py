@@ -89,10 +89,14 @@ class DenoisePipeline(DiffusionPipeline):
         temperature: float | None = None,
         threshold: float | None = None,
         seed: int | None = 0,
+        guard: bool = True,
         callback: Callable | None = None,
         progress: Callable[[int, int], None] | None = None,
     ) -> tuple[list[str], int]:
-        """Correct short texts (each at most `max_chars`); returns the texts and the number of network calls."""
+        """Correct short texts (each at most `max_chars`); returns the texts and the number of network calls.
+
+        With `guard`, a change is kept only where the model itself finds it more likely than the input left as it
+        is (`prefers_outputs`): fewer correct words are changed, at some cost in corrections made."""
         ids = self.tokenizer.encode_batch(list(pieces))
         limit = self.max_len
         for text, row in zip(pieces, ids):
@@ -141,7 +145,63 @@ class DenoisePipeline(DiffusionPipeline):
                     tokens = tokens[: tokens.index(self.tokenizer.pad_id)]
                 text = self.tokenizer.decode(tokens)
                 results[i] = text if plausible_edit(pieces[i], text) else pieces[i]
+        changed = [i for i in order if results[i] != pieces[i]]  # sorted by length: little padding
+        if guard and changed:
+            keep, guard_calls = self.prefers_outputs(
+                [pieces[i] for i in changed], [results[i] for i in changed], batch_size=batch_size
+            )
+            calls += guard_calls
+            for i, ok in zip(changed, keep):
+                results[i] = results[i] if ok else pieces[i]
         return results, calls
+
+    @torch.no_grad()
+    def prefers_outputs(
+        self,
+        sources: Sequence[str],
+        outputs: Sequence[str],
+        *,
+        samples: int = 16,
+        batch_size: int = 64,
+        seed: int = 0,
+    ) -> tuple[list[bool], int]:
+        """Whether the model's likelihood of each output given its source beats that of the source itself.
+
+        Both are scored by the conditional ELBO (`diffusion_nll` with the source as prefix) with the same masks
+        (common random numbers), so the comparison is paired; returns the verdicts and the network calls made.
+        """
+        from textdiffusion.evaluation.elbo import diffusion_nll
+
+        verdicts: list[bool] = []
+        calls = 0
+        rows = max(1, batch_size // samples) * samples  # (text, sample) rows per network call
+        for start in range(0, len(sources), batch_size):
+            src = self.tokenizer.encode_batch(list(sources[start : start + batch_size]))
+            scores = []
+            for candidates in (
+                outputs[start : start + batch_size],
+                sources[start : start + batch_size],
+            ):
+                batch = pad_pairs(
+                    src, self.tokenizer.encode_batch(list(candidates)), pad_id=self.tokenizer.pad_id
+                )
+                t = {k: torch.from_numpy(v).to(self.device) for k, v in batch.items()}
+                nll, _ = diffusion_nll(
+                    self.model,
+                    self.process,
+                    t["target"],
+                    t["target_mask"],
+                    samples=samples,
+                    batch_size=rows,
+                    generator=torch.Generator().manual_seed(
+                        seed
+                    ),  # the same masks for both candidates
+                    cond=Cond(prefix=t["prefix"], prefix_mask=t["prefix_mask"]),
+                )
+                scores.append(nll)
+                calls += -(-len(src) * samples // rows)
+            verdicts += (scores[0] < scores[1]).tolist()
+        return verdicts, calls
 
     def __call__(
         self,

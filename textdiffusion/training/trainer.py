@@ -134,7 +134,9 @@ class Trainer(CheckpointState):
                 task=task,
                 task_config=dataclasses.asdict(denoise) if task == "denoise" else {},
             )
-        elif init is not None and task == "denoise":  # fine-tuning: record this run's noise settings
+        elif (
+            init is not None and task == "denoise"
+        ):  # fine-tuning: record this run's noise settings
             ckpt = dataclasses.replace(ckpt, task_config=dataclasses.asdict(denoise))
         if ckpt.objective != config.objective:
             raise TrainingError(
