@@ -2,26 +2,12 @@
 # One lent-GPU session (one H100/H200, under 10 minutes): train the shipped models and the benchmark models side by
 # side, evaluate them, time the GPU benchmarks, and pack everything into $OUT.
 #
-# Expects: the repo as working directory, the data copied to .gpu/data (tinyshakespeare/, spelling/, jfleg/) and the
+# Expects: the repo as working directory, the data copied to .gpu/data (tinyshakespeare/, spelling/, jfleg/, words/) and the
 # wheels of the CLI's pure-Python dependencies in .whl/ (tyro, docstring-parser, typeguard).
 # Env: OUT (results folder), BUDGET (seconds for the whole script), QUICK=1 for a CPU dry run with tiny sizes.
 set -uo pipefail
-START=$(date +%s)
 BUDGET=${BUDGET:-585}
-OUT=${OUT:-/tmp/gpu-out}
-W=${W:-/tmp/gpu-work}
-DATA=${DATA:-.gpu/data}
-mkdir -p "$OUT" "$W/logs" "$W/results" "$W/pack"
-export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
-if ls .whl/*.whl >/dev/null 2>&1; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
-    2>/dev/null && export PYTHONPATH=/tmp/site:$PWD || exit 1
-else
-  export PYTHONPATH=$PWD
-fi
-PY=${PY:-python3}
-left() { echo $((BUDGET - ($(date +%s) - START))); }
-log() { echo "[$(( $(date +%s) - START ))s] $*" | tee -a "$W/logs/session.log"; }
+source scripts/gpu_common.sh
 
 if [ "${QUICK:-0}" = 1 ]; then  # a CPU dry run of the same steps with tiny sizes
   DEVICE=cpu; MIN=${MIN:-0.3}; Q="--quick"
@@ -44,7 +30,7 @@ log "device: $(tr '\n' ' ' < "$W/results/device.txt")"
 export PYTHON=$PY DATA
 MINUTES=$MIN DEVICE=$DEVICE scripts/train_shakespeare_char.sh "$W/shk" $SHK > "$W/logs/shk.log" 2>&1 &
 PID_SHK=$!
-MINUTES=$MIN DEVICE=$DEVICE WORKERS=$WORKERS scripts/train_typo_fixer.sh "$W/typo" $TYPO > "$W/logs/typo.log" 2>&1 &
+WORDS="$DATA/words/frequency_dictionary_en_82_765.txt" MINUTES=$MIN DEVICE=$DEVICE WORKERS=$WORKERS scripts/train_typo_fixer.sh "$W/typo" $TYPO > "$W/logs/typo.log" 2>&1 &
 PID_TYPO=$!
 # the judge of sample quality: a larger AR model on the same corpus
 $PY -m textdiffusion train --objective ar --out "$W/judge" --data "$DATA/tinyshakespeare/train.txt" \
@@ -63,14 +49,6 @@ wait $PID_TYPO; log "typo-fixer exit $?"
 wait $PID_JUDGE; log "judge exit $?"
 
 # -- phase 2: evaluate and pack the shipped models -------------------------------------------------------------------
-pack() {  # pack MODEL_DIR NAME: bf16 weights + config + tokenizer, split into <= 15 MiB parts
-  $PY -c "
-import sys, torch
-from textdiffusion.checkpoint import load_pretrained, save_pretrained
-p = load_pretrained(sys.argv[1])
-save_pretrained(p.model, p.tokenizer, sys.argv[2], config=p.config, dtype=torch.bfloat16)
-" "$1" "$W/pack/$2" && tar -C "$W/pack" -cf "$W/pack/$2.tar" "$2" && split -b 15M -d "$W/pack/$2.tar" "$OUT/$2.tar.part"
-}
 [ -f "$W/typo/model.safetensors" ] && pack "$W/typo" typo-fixer && log "packed typo-fixer"
 if [ -f "$W/shk/model.safetensors" ]; then
   pack "$W/shk" shakespeare-char && log "packed shakespeare-char"

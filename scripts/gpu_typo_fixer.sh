@@ -9,22 +9,8 @@
 # Env: OUT (results folder), BUDGET (seconds for the whole script), MIN (training minutes), SKIP_SPEED=1, INIT (a
 # model folder to go on from, e.g. .gpu/init/typo-fixer), QUICK=1 for a CPU dry run.
 set -uo pipefail
-START=$(date +%s)
 BUDGET=${BUDGET:-560}
-OUT=${OUT:-/tmp/gpu-out}
-W=${W:-/tmp/gpu-work}
-DATA=${DATA:-.gpu/data}
-mkdir -p "$OUT" "$W/logs" "$W/results" "$W/pack"
-export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
-if ls .whl/*.whl >/dev/null 2>&1; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
-    2>/dev/null && export PYTHONPATH=/tmp/site:$PWD || exit 1
-else
-  export PYTHONPATH=$PWD
-fi
-PY=${PY:-python3}
-left() { echo $((BUDGET - ($(date +%s) - START))); }
-log() { echo "[$(( $(date +%s) - START ))s] $*" | tee -a "$W/logs/session.log"; }
+source scripts/gpu_common.sh
 
 if [ "${QUICK:-0}" = 1 ]; then  # a CPU dry run of the same steps with tiny sizes
   DEVICE=cpu; MIN=${MIN:-0.4}; WORKERS=2; BATCH=32
@@ -51,13 +37,7 @@ cp "$W/typo/train_args.json" "$W/results/typo-train_args.json" 2>/dev/null
 
 # -- 3: pack in bf16 (<= 15 MiB parts) and score it --------------------------------------------------------------
 if [ -f "$W/typo/model.safetensors" ]; then
-  $PY -c "
-import sys, torch
-from textdiffusion.checkpoint import load_pretrained, save_pretrained
-p = load_pretrained(sys.argv[1])
-save_pretrained(p.model, p.tokenizer, sys.argv[2], config=p.config, dtype=torch.bfloat16)
-" "$W/typo" "$W/pack/typo-fixer" && tar -C "$W/pack" -cf "$W/pack/typo-fixer.tar" typo-fixer \
-    && split -b 15M -d "$W/pack/typo-fixer.tar" "$OUT/typo-fixer.tar.part" && log "packed typo-fixer"
+  pack "$W/typo" typo-fixer && log "packed typo-fixer"
   timeout $(( $(left) - 10 )) $PY -m textdiffusion eval-denoise --model "$W/pack/typo-fixer" --data-dir "$DATA" \
     --no-baselines --jfleg-split both --device $DEVICE --json $DENOISE --out "$W/results/denoise" \
     > "$W/results/denoise.json" 2> "$W/logs/denoise.log"
