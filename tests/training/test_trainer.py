@@ -179,3 +179,30 @@ def test_resume_after_kill_continues_exactly(tmp_path, corpus_file):
     for name in a["ema"]["shadow"]:
         assert torch.equal(a["ema"]["shadow"][name], b["ema"]["shadow"][name]), name
     assert a["data"] == b["data"]
+
+
+def test_denoiser_trains_and_fine_tuning_records_its_own_noise_settings(tmp_path):
+    from textdiffusion.checkpoint import read_config
+    from textdiffusion.config import DenoiseConfig
+
+    corpus = tmp_path / "clean.txt"
+    corpus.write_text(
+        "The quick brown fox jumps over the lazy dog. A stitch in time saves nine.\n" * 20
+    )
+    words = tmp_path / "words.txt"
+    words.write_text("fox 10\ndog 5\nstitch 1\n")
+    data = DataConfig(data=(str(corpus),), valid_fraction=0.1)
+    model = ModelConfig(n_layers=1, n_heads=2, dim=32, max_len=128)
+    first = train(
+        data, quick(), out=tmp_path / "a", model=model, task="denoise", progress=False,
+        denoise=DenoiseConfig(max_chars=40, word_fraction=0.5),
+    )  # fmt: skip
+    assert first.step == 4 and torch.isfinite(torch.tensor(first.loss))
+    tuned = DenoiseConfig(max_chars=40, word_fraction=0.9, words=str(words))
+    train(
+        data, quick(), out=tmp_path / "b", init_from=str(tmp_path / "a"), task="denoise", progress=False,
+        denoise=tuned,
+    )  # fmt: skip
+    config = read_config(tmp_path / "b")
+    assert config.task == "denoise" and config.task_config["word_fraction"] == 0.9
+    assert config.task_config["words"] == str(words)

@@ -186,6 +186,9 @@ class DenoisePipeline(DiffusionPipeline):
                     src, self.tokenizer.encode_batch(list(candidates)), pad_id=self.tokenizer.pad_id
                 )
                 t = {k: torch.from_numpy(v).to(self.device) for k, v in batch.items()}
+                same_masks = torch.Generator().manual_seed(
+                    seed
+                )  # for both candidates: a paired comparison
                 nll, _ = diffusion_nll(
                     self.model,
                     self.process,
@@ -193,9 +196,7 @@ class DenoisePipeline(DiffusionPipeline):
                     t["target_mask"],
                     samples=samples,
                     batch_size=rows,
-                    generator=torch.Generator().manual_seed(
-                        seed
-                    ),  # the same masks for both candidates
+                    generator=same_masks,
                     cond=Cond(prefix=t["prefix"], prefix_mask=t["prefix_mask"]),
                 )
                 scores.append(nll)

@@ -134,9 +134,8 @@ class Trainer(CheckpointState):
                 task=task,
                 task_config=dataclasses.asdict(denoise) if task == "denoise" else {},
             )
-        elif (
-            init is not None and task == "denoise"
-        ):  # fine-tuning: record this run's noise settings
+        elif init is not None and task == "denoise":
+            # fine-tuning a corrector: record this run's noise settings, not the original's
             ckpt = dataclasses.replace(ckpt, task_config=dataclasses.asdict(denoise))
         if ckpt.objective != config.objective:
             raise TrainingError(
