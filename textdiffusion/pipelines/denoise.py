@@ -161,7 +161,7 @@ class DenoisePipeline(DiffusionPipeline):
         sources: Sequence[str],
         outputs: Sequence[str],
         *,
-        samples: int = 16,
+        samples: int = 8,
         batch_size: int = 64,
         seed: int = 0,
     ) -> tuple[list[bool], int]:
