@@ -34,14 +34,14 @@ from pathlib import Path
 from queue import Empty
 from typing import Any, Literal
 
-from common import RESULTS_DIR, Results, log, markdown_table, provenance, update_readme
+from common import RESULTS_DIR, BenchArgs, Results, log, markdown_table, provenance, update_readme
 
 CPU_CASES = ("numpy", "torch", "prefetch", "rng")
 CUDA_CASES = ("numpy", "torch", "rng")
 
 
 @dataclasses.dataclass
-class ParticlesBenchArgs:
+class ParticlesBenchArgs(BenchArgs):
     device: Literal["cpu", "cuda"] = "cpu"
     """Where the torch cases run (the NumPy baseline always runs on the CPU)."""
     quick: bool = False
@@ -58,12 +58,6 @@ class ParticlesBenchArgs:
     """N of the extra cases with potentials and with hard spheres."""
     hard_sphere_radius: float = 0.005
     """Radius of the hard-sphere case (packing fraction N·4/3·π·a³ in the unit box)."""
-    json: str | None = None
-    """Result file (default: bench/results/particles-{cpu,cuda}[-quick].json)."""
-    readme: bool = True
-    """Write the table into bench/README.md (section Particles)."""
-    render: str | None = None
-    """Only rewrite the README table from this result file, then stop."""
 
     def apply_quick(self) -> None:
         if self.quick:

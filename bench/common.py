@@ -96,6 +96,21 @@ def synchronize(device: torch.device | str) -> None:
         torch.cuda.synchronize(device)
 
 
+class CallCounter(torch.nn.Module):
+    """Counts network calls; with CUDA graphs it also marks each call as a new step (the previous outputs are
+    consumed before the next call, so the graph may overwrite them)."""
+
+    def __init__(self, model: torch.nn.Module, *, config, cudagraphs: bool = False) -> None:
+        super().__init__()
+        self.model, self.config, self.cudagraphs, self.calls = model, config, cudagraphs, 0
+
+    def forward(self, *args, **kwargs):
+        self.calls += 1
+        if self.cudagraphs:
+            torch.compiler.cudagraph_mark_step_begin()
+        return self.model(*args, **kwargs)
+
+
 @dataclasses.dataclass
 class Timing:
     """Seconds of repeated, synchronised calls."""
@@ -343,6 +358,24 @@ def provenance(data: dict[str, Any]) -> str:
     if not data.get("complete"):
         lines.append("**Partial results: the run stopped before the end.**")
     return "  \n".join(lines)
+
+
+@dataclasses.dataclass
+class BenchArgs:
+    """The options every benchmark script shares; each script adds its own."""
+
+    device: str = "auto"
+    """cpu, cuda or auto."""
+    quick: bool = False
+    """CPU-sized run: the script's QUICK defaults (flags given with --quick still override them)."""
+    threads: int | None = None
+    """CPU threads (default: all cores, at most 16)."""
+    json: str | None = None
+    """Result file (default: bench/results/BENCHMARK-{cpu,cuda}[-quick].json)."""
+    readme: bool = True
+    """Write the tables into bench/README.md."""
+    render: str | None = None
+    """Only rewrite the README tables from this result file, then stop."""
 
 
 def parse_args(cls, quick: dict, argv: list[str] | None = None):

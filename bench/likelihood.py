@@ -29,6 +29,7 @@ from common import (
     BENCH_DIR,
     DEFAULT_DATA,
     RESULTS_DIR,
+    BenchArgs,
     Results,
     log,
     markdown_table,
@@ -42,7 +43,9 @@ from common import (
 
 
 @dataclasses.dataclass
-class LikelihoodArgs:
+class LikelihoodArgs(BenchArgs):
+    quick: bool = False
+    """CPU-sized run: tiny and mini models, 100k tokens each, 8 validation windows (about 3 minutes)."""
     data_dir: str = str(DEFAULT_DATA)
     """Folder with train.txt and valid.txt."""
     sizes: tuple[str, ...] = ("mini", "small")
@@ -58,7 +61,6 @@ class LikelihoodArgs:
     """Linear warm-up (capped at a tenth of the steps)."""
     dropout: float = 0.1
     ema_decay: float = 0.999
-    device: str = "auto"
     precision: Literal["auto", "fp32", "bf16"] = "auto"
     """Training precision (auto: bf16 autocast on CUDA). Evaluation is always float32."""
     compile: bool = False
@@ -73,15 +75,7 @@ class LikelihoodArgs:
     eval_batch_size: int = 64
     out: str = str(BENCH_DIR / "runs" / "likelihood")
     """Folder of the trained models."""
-    json: str | None = None
-    """Result file (default: bench/results/likelihood-{cpu,cuda}[-quick].json)."""
-    readme: bool = True
-    render: str | None = None
-    """Only rewrite the README table from this result file."""
-    threads: int | None = None
     seed: int = 0
-    quick: bool = False
-    """CPU-sized run: tiny and mini models, 100k tokens each, 8 validation windows (about 3 minutes)."""
 
 
 QUICK = dict(

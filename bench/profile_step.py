@@ -26,6 +26,7 @@ from pathlib import Path
 import torch
 from common import (
     RESULTS_DIR,
+    BenchArgs,
     Results,
     autocast,
     inference_dtype,
@@ -51,8 +52,7 @@ MASK_ID, BOS_ID = 1, 2
 
 
 @dataclasses.dataclass
-class ProfileArgs:
-    device: str = "auto"
+class ProfileArgs(BenchArgs):
     quick: bool = False
     """CPU-sized run (about a minute)."""
     size: str = "small"
@@ -66,13 +66,7 @@ class ProfileArgs:
     train_batch: int = 32
     """Batch of the training-step profile (sequences of --length)."""
     repeats: int = 3
-    threads: int | None = None
     seed: int = 0
-    json: str | None = None
-    """Result file (default: bench/results/profile-{cpu,cuda}[-quick].json)."""
-    readme: bool = True
-    render: str | None = None
-    """Only rewrite the README table from this result file."""
 
 
 QUICK = dict(quick=True, size="tiny", batch=8, length=128, steps=(64,), train_batch=8)

@@ -31,6 +31,8 @@ from common import (
     BENCH_DIR,
     DEFAULT_DATA,
     RESULTS_DIR,
+    BenchArgs,
+    CallCounter,
     Results,
     inference_dtype,
     log,
@@ -46,7 +48,9 @@ from common import (
 
 
 @dataclasses.dataclass
-class QualityArgs:
+class QualityArgs(BenchArgs):
+    quick: bool = False
+    """CPU-sized run: 8 samples, steps 8..64 and L, a mini judge trained on 100k tokens."""
     diffusion: str | None = None
     """The diffusion model (folder or shipped name)."""
     ar: str | None = None
@@ -71,21 +75,12 @@ class QualityArgs:
     temperature: float = 1.0
     dtype: Literal["auto", "fp32", "bf16"] = "auto"
     """Generation weights: auto is bf16 on CUDA, fp32 on the CPU (the judge always scores in float32)."""
-    device: str = "auto"
     max_minutes: float | None = None
     """Wall-clock budget: no new setting starts after it (the judge's training may use half of it)."""
     out: str = str(BENCH_DIR / "runs" / "quality")
-    json: str | None = None
-    """Result file (default: bench/results/quality-{cpu,cuda}[-quick].json)."""
     png: str | None = None
     """Plot (default: bench/results/quality-{cpu,cuda}[-quick].png)."""
-    readme: bool = True
-    render: str | None = None
-    """Only rewrite the README table from this result file."""
-    threads: int | None = None
     seed: int = 0
-    quick: bool = False
-    """CPU-sized run: 8 samples, steps 8..64 and L, a mini judge trained on 100k tokens."""
 
 
 QUICK = dict(
@@ -221,6 +216,23 @@ def train_judge(args: QualityArgs, *, device: torch.device, max_minutes: float |
 
 
 # -- generation ---------------------------------------------------------------------------------------------------
+def _timed_batches(
+    tokenizer, *, n: int, batch_size: int, seed: int, device, draw
+) -> tuple[list[str], float, int]:
+    """n samples drawn `batch_size` at a time by `draw(b, generator)` -> ids (b, L); returns (texts, wall seconds
+    for all of them, number of batches)."""
+    generator = torch.Generator(device=device).manual_seed(seed)
+    batches = []
+    synchronize(device)
+    start = time.perf_counter()
+    for first in range(0, n, batch_size):
+        batches.append(draw(min(batch_size, n - first), generator))
+    synchronize(device)
+    seconds = time.perf_counter() - start
+    texts = [tokenizer.decode(row.tolist()) for row in torch.cat(batches).cpu()]
+    return texts, seconds, len(batches)
+
+
 def generate_diffusion(
     pretrained,
     model,
@@ -237,39 +249,23 @@ def generate_diffusion(
     """n samples; returns (texts, wall seconds for all of them, network calls per batch)."""
     from textdiffusion.samplers import SAMPLERS
 
-    calls = [0]
-
-    class Counted(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.inner, self.config = model, model.config
-
-        def forward(self, *args, **kwargs):
-            calls[0] += 1
-            return self.inner(*args, **kwargs)
-
-    counted = Counted()
-    generator = torch.Generator(device=device).manual_seed(seed)
-    batches = []
-    synchronize(device)
-    start = time.perf_counter()
-    for first in range(0, n, batch_size):
-        b = min(batch_size, n - first)
-        batches.append(
-            SAMPLERS[sampler](
-                counted,
-                pretrained.process,
-                (b, length),
-                steps,
-                generator=generator,
-                temperature=temperature,
-            )
-        )
-    synchronize(device)
-    seconds = time.perf_counter() - start
-    ids = torch.cat(batches).cpu()
-    texts = [pretrained.tokenizer.decode(row.tolist()) for row in ids]
-    return texts, seconds, calls[0] // len(batches)
+    counted = CallCounter(model, config=model.config)
+    texts, seconds, n_batches = _timed_batches(
+        pretrained.tokenizer,
+        n=n,
+        batch_size=batch_size,
+        seed=seed,
+        device=device,
+        draw=lambda b, generator: SAMPLERS[sampler](
+            counted,
+            pretrained.process,
+            (b, length),
+            steps,
+            generator=generator,
+            temperature=temperature,
+        ),
+    )
+    return texts, seconds, counted.calls // n_batches
 
 
 def generate_autoregressive(
@@ -279,25 +275,21 @@ def generate_autoregressive(
 
     tokenizer = pretrained.tokenizer
     suppress = sorted(tokenizer.special_ids - {tokenizer.eos_id})
-    generator = torch.Generator(device=device).manual_seed(seed)
-    batches = []
-    synchronize(device)
-    start = time.perf_counter()
-    for first in range(0, n, batch_size):
-        b = min(batch_size, n - first)
-        batches.append(
-            sample_autoregressive(
-                pretrained.model,
-                (b, length),
-                bos_id=tokenizer.bos_id,
-                generator=generator,
-                temperature=temperature,
-                suppress=suppress,
-            )
-        )
-    synchronize(device)
-    seconds = time.perf_counter() - start
-    texts = [tokenizer.decode(row.tolist()) for row in torch.cat(batches).cpu()]
+    texts, seconds, _ = _timed_batches(
+        tokenizer,
+        n=n,
+        batch_size=batch_size,
+        seed=seed,
+        device=device,
+        draw=lambda b, generator: sample_autoregressive(
+            pretrained.model,
+            (b, length),
+            bos_id=tokenizer.bos_id,
+            generator=generator,
+            temperature=temperature,
+            suppress=suppress,
+        ),
+    )
     return texts, seconds, length
 
 

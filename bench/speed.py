@@ -31,6 +31,8 @@ from common import (
     CHAR_VOCAB,
     DEFAULT_DATA,
     RESULTS_DIR,
+    BenchArgs,
+    CallCounter,
     Results,
     inference_dtype,
     log,
@@ -52,9 +54,7 @@ MASK_ID, BOS_ID = 1, 2  # the ids of [MASK] and [BOS] in every textdiffusion tok
 
 
 @dataclasses.dataclass
-class SpeedArgs:
-    device: str = "auto"
-    """cpu, cuda or auto."""
+class SpeedArgs(BenchArgs):
     quick: bool = False
     """CPU-sized run (tiny model, lengths 64/256, steps 16/64, small training batches): about 2 minutes."""
     only: tuple[Literal["sampling", "training"], ...] = ("sampling", "training")
@@ -86,15 +86,7 @@ class SpeedArgs:
     """Sampling weights: auto is bf16 on CUDA, fp32 on the CPU."""
     data_dir: str = str(DEFAULT_DATA)
     """Folder with train.txt for the training benchmark (random text is used when it is missing)."""
-    threads: int | None = None
-    """CPU threads (default: all cores, at most 16)."""
     seed: int = 0
-    json: str | None = None
-    """Result file (default: bench/results/speed-{cpu,cuda}[-quick].json)."""
-    readme: bool = True
-    """Write the tables into bench/README.md."""
-    render: str | None = None
-    """Only rewrite the README tables from this result file, then stop."""
 
 
 QUICK = dict(
@@ -111,21 +103,6 @@ QUICK = dict(
 
 def parse(argv: list[str] | None = None) -> SpeedArgs:
     return parse_args(SpeedArgs, QUICK, argv)
-
-
-class CallCounter(nn.Module):
-    """Counts network calls; with CUDA graphs it also marks each call as a new step (the previous outputs are
-    consumed before the next call, so the graph may overwrite them)."""
-
-    def __init__(self, model: nn.Module, *, config, cudagraphs: bool = False) -> None:
-        super().__init__()
-        self.model, self.config, self.cudagraphs, self.calls = model, config, cudagraphs, 0
-
-    def forward(self, *args, **kwargs):
-        self.calls += 1
-        if self.cudagraphs:
-            torch.compiler.cudagraph_mark_step_begin()
-        return self.model(*args, **kwargs)
 
 
 class GraphedDecoder:
