@@ -43,6 +43,8 @@ class PairCorpus:
     """Clean training sentences."""
     valid: list[str]
     """Clean validation sentences."""
+    word_counts: dict[str, float] | None = None
+    """The single words to draw (`--words`), or None for the words of the sentences."""
 
 
 def load_documents(data: DataConfig) -> list[str]:
@@ -115,6 +117,7 @@ def load_pair_corpus(
     info: distributed.DistInfo,
     out: Path,
     max_chars: int,
+    words: str | None = None,
 ) -> PairCorpus:
     """Clean sentences to corrupt on the fly; the tail (or --valid) is held out for validation."""
     documents = load_documents(data)
@@ -130,7 +133,8 @@ def load_pair_corpus(
     if not train:
         raise DataError("the training data holds no sentence of at least 8 characters")
     logger.info("%d training sentences, %d validation sentences", len(train), len(valid))
-    return PairCorpus(tokenizer=tokenizer, train=train, valid=valid)
+    word_counts = read_word_counts(words) if words else None
+    return PairCorpus(tokenizer=tokenizer, train=train, valid=valid, word_counts=word_counts)
 
 
 def pair_stream(
@@ -156,7 +160,6 @@ def pair_stream(
     )
     return CorruptionPairStream(
         sentences,
-        word_counts=read_word_counts(denoise.words) if denoise.words else None,
         tokenizer=tokenizer,
         corruptor=corruptor,
         seed=seed,

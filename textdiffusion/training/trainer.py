@@ -112,7 +112,12 @@ class Trainer(CheckpointState):
         if task == "denoise":
             denoise = denoise or DenoiseConfig(**(ckpt.task_config if ckpt else {}))
             pairs = load_pair_corpus(
-                data, tokenizer=tokenizer, info=self.info, out=self.out, max_chars=denoise.max_chars
+                data,
+                tokenizer=tokenizer,
+                info=self.info,
+                out=self.out,
+                max_chars=denoise.max_chars,
+                words=denoise.words,
             )
             self.tokenizer = pairs.tokenizer
         else:
@@ -167,6 +172,7 @@ class Trainer(CheckpointState):
                 rank=self.info.rank,
                 world_size=self.info.world_size,
                 max_tokens=ckpt.model.max_len,
+                word_counts=pairs.word_counts,
             )
             self.stream = pair_stream(
                 pairs.train, denoise, seed=config.seed, workers=denoise.workers, **streams
