@@ -13,6 +13,8 @@ The fixes keep the random stream: the same generator gives the same ids before a
 
     python bench/profile_step.py --quick
     python bench/profile_step.py --device cuda --json bench/results/profile-cuda.json
+    python bench/profile_step.py --device cuda --size base --length 1024 --train-batch 32 --train-compile \
+        --vocab-sizes --json /tmp/profile-train.json --no-readme   # only the (compiled) training step
 """
 
 from __future__ import annotations
@@ -65,6 +67,8 @@ class ProfileArgs(BenchArgs):
     """Diffusion steps of the sampler cases."""
     train_batch: int = 32
     """Batch of the training-step profile (sequences of --length)."""
+    train_compile: bool = False
+    """torch.compile the network of the training-step profile (as `textdiffusion train --compile`)."""
     repeats: int = 3
     seed: int = 0
 
@@ -281,7 +285,9 @@ def ar_case(model, *, batch: int, length: int, device, repeats: int, seed: int):
     return _before_after(before, after, device=device, repeats=repeats)
 
 
-def train_profile(*, size: str, batch: int, length: int, device, steps: int = 3) -> dict:
+def train_profile(
+    *, size: str, batch: int, length: int, device, compile: bool = False, steps: int = 3
+) -> dict:
     """Top operators of the training step (forward, loss, backward, AdamW) by self time, from torch.profiler."""
     from torch.profiler import ProfilerActivity, profile
 
@@ -289,9 +295,11 @@ def train_profile(*, size: str, batch: int, length: int, device, steps: int = 3)
     from textdiffusion.training.objectives import DiffusionObjective
 
     model = DiffusionTransformer(model_config(size, vocab_size=326, max_len=length)).to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=device.type == "cuda" or None)
+    if compile:
+        model = torch.compile(model)
     process = MaskedProcess(build_schedule("loglinear"), mask_id=MASK_ID)
     objective = DiffusionObjective(process)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=device.type == "cuda" or None)
     generator = torch.Generator(device=device).manual_seed(0)
     x0 = torch.randint(5, 326, (batch, length), device=device, generator=generator)
 
@@ -302,7 +310,8 @@ def train_profile(*, size: str, batch: int, length: int, device, steps: int = 3)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
 
-    step()
+    for _ in range(2 if compile else 1):  # compiled: the first steps trace and autotune
+        step()
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
     with profile(activities=activities) as prof:
         for _ in range(steps):
@@ -406,7 +415,11 @@ def main(args: ProfileArgs) -> dict:
         "train_profile",
         f"train step {args.size}",
         lambda: train_profile(
-            size=args.size, batch=args.train_batch, length=args.length, device=device
+            size=args.size,
+            batch=args.train_batch,
+            length=args.length,
+            device=device,
+            compile=args.train_compile,
         ),
     )
     if "top" in record:

@@ -6,8 +6,9 @@
 # Expects: the repo as working directory, the data copied to .gpu/data (spelling/, jfleg/, tinyshakespeare/ and
 # words/frequency_dictionary_en_82_765.txt, symspellpy's dictionary) and the wheels of the CLI's pure-Python
 # dependencies in .whl/ (tyro, docstring-parser, typeguard).
-# Env: OUT (results folder), BUDGET (seconds for the whole script), MIN (training minutes), SKIP_SPEED=1, INIT (a
-# model folder to go on from, e.g. .gpu/init/typo-fixer), QUICK=1 for a CPU dry run.
+# Env: OUT (results folder), BUDGET (seconds for the whole script), MIN (training minutes), SKIP_SPEED=1, PROFILE=1
+# (also profile the compiled 85M / 1024-token training step), INIT (a model folder to go on from, e.g.
+# .gpu/init/typo-fixer), QUICK=1 for a CPU dry run.
 set -uo pipefail
 BUDGET=${BUDGET:-560}
 source scripts/gpu_common.sh
@@ -16,9 +17,11 @@ if [ "${QUICK:-0}" = 1 ]; then  # a CPU dry run of the same steps with tiny size
   DEVICE=cpu; MIN=${MIN:-0.4}; WORKERS=2; BATCH=32
   TYPO="--preset tiny --n-layers 2 --max-len 256 --eval-every 20 --save-every 20 --log-every 10"
   SPEED="--quick"; DENOISE="--limit 20"; SPEED_LIMIT=60
+  PROFILE_SIZE="--size tiny --length 64 --train-batch 4"
 else
   DEVICE=cuda; MIN=${MIN:-5.5}; WORKERS=12; BATCH=${BATCH:-1024}; TYPO=""
   SPEED=""; DENOISE="--batch-size 512"; SPEED_LIMIT=110
+  PROFILE_SIZE="--size base --length 1024 --train-batch 32"
 fi
 { nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader; $PY -c "import torch; print(torch.__version__)"; } \
   > "$W/results/device.txt" 2>&1
@@ -28,6 +31,10 @@ log "device: $(tr '\n' ' ' < "$W/results/device.txt")"
 [ "${SKIP_SPEED:-0}" = 1 ] || timeout $SPEED_LIMIT $PY bench/speed.py --device $DEVICE --only training --data-dir "$DATA/tinyshakespeare" \
   --json "$W/results/speed-training.json" --no-readme $SPEED > "$W/logs/speed.log" 2>&1
 log "speed bench exit $?: $(grep -h 'train ' "$W/logs/speed.log" | tr '\n' ' ')"
+# where the compiled 85M / 1024-token training step spends its time (torch.profiler, top kernels), about a minute
+[ "${PROFILE:-0}" = 1 ] && { timeout $SPEED_LIMIT $PY bench/profile_step.py --device $DEVICE $PROFILE_SIZE --train-compile \
+  --vocab-sizes --json "$W/results/profile-train.json" --no-readme > "$W/logs/profile.log" 2>&1
+  log "profile exit $?: $(grep -h 'top operators' "$W/logs/profile.log")"; }
 
 # -- 2: the typo-fixer, alone on the card for MIN minutes ---------------------------------------------------------
 DATA=$DATA WORDS="$DATA/words/frequency_dictionary_en_82_765.txt" PYTHON=$PY MINUTES=$MIN DEVICE=$DEVICE \

@@ -206,3 +206,33 @@ def test_denoiser_trains_and_fine_tuning_records_its_own_noise_settings(tmp_path
     config = read_config(tmp_path / "b")
     assert config.task == "denoise" and config.task_config["word_fraction"] == 0.9
     assert config.task_config["words"] == str(words)
+
+
+def test_pair_validation_reports_bits_per_clean_character(tmp_path):
+    """A corrector's validation loss per character counts the clean target's characters, not its tokens (BPE tokens
+    hold several characters; the learnt trailing PADs are tokens without characters)."""
+    import math
+
+    from textdiffusion.config import DenoiseConfig
+    from textdiffusion.training import Trainer
+
+    corpus = tmp_path / "clean.txt"
+    corpus.write_text(
+        "The quick brown fox jumps over the lazy dog. A stitch in time saves nine.\n" * 40
+    )
+    trainer = Trainer(
+        DataConfig(data=(str(corpus),), valid_fraction=0.1, tokenizer="bpe", bpe_vocab_size=300),
+        quick(eval_batches=2),
+        out=tmp_path / "run",
+        model=ModelConfig(n_layers=1, n_heads=2, dim=32, max_len=128),
+        task="denoise",
+        denoise=DenoiseConfig(max_chars=40),
+        progress=False,
+    )
+    tok = trainer.tokenizer
+    targets = [row for batch in trainer.valid for row in batch["target"].tolist()]
+    chars = sum(len(tok.decode([i for i in row if i != tok.pad_id])) for row in targets)
+    tokens = sum(int(batch["target_mask"].sum()) for batch in trainer.valid)
+    assert chars > tokens  # BPE: several characters per token
+    nats_per_token, bits_per_char = trainer.evaluate()
+    assert bits_per_char == pytest.approx(nats_per_token * tokens / chars / math.log(2), rel=1e-5)

@@ -183,7 +183,13 @@ class Trainer(CheckpointState):
                 else None
             )
             self.valid = [valid.next_batch() for _ in range(config.eval_batches)] if valid else []
-            self.valid_chars = 0
+            self.valid_chars = (
+                sum(  # clean characters of this rank's targets: bits/char for any tokenizer
+                    len(self.tokenizer.decode([i for i in row if i != self.tokenizer.pad_id]))
+                    for batch in self.valid
+                    for row in batch["target"].tolist()
+                )
+            )
         else:
             self.stream = BatchStream(
                 corpus.train,
@@ -219,13 +225,23 @@ class Trainer(CheckpointState):
         """Validation ELBO (diffusion) or NLL (AR) with the EMA weights: (nats per token, bits per char)."""
         if len(self.valid) == 0:
             return None
-        if isinstance(self.valid, list):
-            return self._evaluate_pairs()
         model = unwrap(self.net)
         backup = None
         if self.ema is not None and not (self.config.parallel == "fsdp" and self.info.distributed):
             backup = {k: v.detach().clone() for k, v in model.state_dict().items()}
             load_weights(model, self._ema_state(weights_state(model)), where="EMA")
+        try:
+            return (
+                self._evaluate_pairs(model)
+                if isinstance(self.valid, list)
+                else self._evaluate_lm(model)
+            )
+        finally:
+            if backup is not None:
+                model.load_state_dict(backup)
+            model.train()
+
+    def _evaluate_lm(self, model: torch.nn.Module) -> tuple[float, float]:
         model.eval()
         shard = torch.from_numpy(
             self.valid[self.info.rank :: self.info.world_size].astype(np.int64)
@@ -256,28 +272,23 @@ class Trainer(CheckpointState):
         total = distributed.all_reduce_sum(
             torch.tensor([nll.sum().item(), shard.numel()], device=self.device)
         )
-        if backup is not None:
-            model.load_state_dict(backup)
-        model.train()
         nats, tokens = float(total[0]), float(total[1])
         return nats / tokens, nats / max(1, self.valid_chars) / LN2
 
-    def _evaluate_pairs(self) -> tuple[float, float]:
-        """Mean ELBO per target token (nats, bits) of the fixed validation pairs, with fixed noise draws."""
-        model = unwrap(self.net)
+    def _evaluate_pairs(self, model: torch.nn.Module) -> tuple[float, float]:
+        """ELBO of the fixed validation pairs, with fixed noise draws: (nats per target token, bits per clean target
+        character). Target tokens include the learnt trailing PADs, so the length of the output is paid for."""
         model.eval()
         generator = torch.Generator(device=self.device).manual_seed(1234)
-        total = torch.zeros(2, device=self.device)
+        total = torch.tensor([0.0, 0.0, float(self.valid_chars)], device=self.device)
         with self._autocast():
             for batch in self.valid:
                 for x0, kwargs in micro_batches(batch, self.config.grad_accum, self.device):
                     loss = self.objective(model, x0, generator=generator, **kwargs)
                     n = kwargs["attention_mask"].sum()
-                    total += torch.stack([loss.float() * n, n.float()])
-        total = distributed.all_reduce_sum(total)
-        model.train()
-        nats = float(total[0] / total[1])
-        return nats, nats / LN2
+                    total[:2] += torch.stack([loss.float() * n, n.float()])
+        nats, tokens, chars = distributed.all_reduce_sum(total).tolist()
+        return nats / tokens, nats / max(1.0, chars) / LN2
 
     def _autocast(self):
         if self.autocast:
