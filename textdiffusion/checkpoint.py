@@ -305,7 +305,12 @@ def load_pretrained(
     model = DiffusionTransformer(config.model)
     load_weights(model, read_weights(directory), where=str(directory))
     model.to(device).eval()
-    process = build_process(config.process, mask_id=tokenizer.mask_id)
+    process = build_process(
+        config.process,
+        mask_id=tokenizer.mask_id,
+        vocab_size=tokenizer.vocab_size,
+        special_ids=tokenizer.special_ids,
+    )
     return Pretrained(
         model=model, tokenizer=tokenizer, process=process, config=config, path=directory
     )

@@ -11,7 +11,7 @@ from typing import Any, Literal, TypeVar
 
 FORMAT_VERSION = 1
 
-ProcessName = Literal["masked"]
+ProcessName = Literal["masked", "uniform"]
 ScheduleName = Literal["loglinear", "cosine", "linear"]
 SamplerName = Literal["ancestral", "cached", "confidence"]
 Objective = Literal["diffusion", "ar"]
@@ -95,7 +95,10 @@ class ProcessConfig:
     """Stratify the training times of a batch over [t_min, 1] (lower-variance ELBO gradient)."""
 
     def __post_init__(self) -> None:
-        _check(self.name in ("masked",), f"--process must be one of ('masked',), got {self.name!r}")
+        _check(
+            self.name in ("masked", "uniform"),
+            f"--process must be masked or uniform, got {self.name!r}",
+        )
         _check(
             self.schedule in ("loglinear", "cosine", "linear"),
             f"--schedule must be loglinear, cosine or linear, got {self.schedule!r}",

@@ -25,10 +25,13 @@ def test_help_lists_the_subcommands():
         assert name in result.stdout
 
 
-def test_train_three_steps_then_generate_infill_eval(tmp_path, corpus_file):
+@pytest.mark.parametrize("process", ["masked", "uniform"])
+def test_train_three_steps_then_generate_infill_eval(tmp_path, corpus_file, process):
     out = tmp_path / "model"
     result = run(
         "train",
+        "--process",
+        process,
         "--out",
         str(out),
         "--data",
@@ -96,6 +99,20 @@ def test_train_three_steps_then_generate_infill_eval(tmp_path, corpus_file):
         (
             ["train", "--out", "{tmp}/x", "--data", "{corpus}", "--dim", "30", "--preset", "tiny"],
             "--dim",
+        ),
+        (
+            [
+                "train",
+                "--out",
+                "{tmp}/x",
+                "--data",
+                "{corpus}",
+                "--process",
+                "uniform",
+                "--task",
+                "denoise",
+            ],
+            "--process uniform trains language models only",
         ),
     ],
 )

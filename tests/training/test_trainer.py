@@ -32,21 +32,25 @@ def quick(**kwargs) -> TrainConfig:
     return TrainConfig(**{**base, **kwargs})
 
 
-@pytest.mark.parametrize("objective", ["diffusion", "ar"])
+@pytest.mark.parametrize("objective", ["diffusion", "uniform", "ar"])
 def test_overfitting_one_batch_lowers_the_loss(tiny_config, objective):
     import dataclasses
 
     from textdiffusion.networks import DiffusionTransformer
+    from textdiffusion.processes import UniformProcess
 
     torch.manual_seed(0)
-    config = dataclasses.replace(tiny_config, causal=objective == "ar")
-    model = DiffusionTransformer(config)
-    process = MaskedProcess(build_schedule("loglinear"), mask_id=1)
-    loss_fn = (
-        DiffusionObjective(process)
-        if objective == "diffusion"
-        else AutoregressiveObjective(bos_id=0)
+    config = dataclasses.replace(
+        tiny_config, causal=objective == "ar", time_conditioning=objective == "uniform"
     )
+    model = DiffusionTransformer(config)
+    if objective == "ar":
+        loss_fn = AutoregressiveObjective(bos_id=0)
+    elif objective == "uniform":
+        process = UniformProcess(build_schedule("loglinear"), vocab_size=32, special_ids=(0, 1))
+        loss_fn = DiffusionObjective(process)
+    else:
+        loss_fn = DiffusionObjective(MaskedProcess(build_schedule("loglinear"), mask_id=1))
     x0 = torch.randint(2, 32, (4, 16), generator=torch.Generator().manual_seed(0))
     opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
     g = torch.Generator().manual_seed(0)
@@ -69,7 +73,8 @@ def test_overfitting_one_batch_lowers_the_loss(tiny_config, objective):
         opt.zero_grad()
         loss.backward()
         opt.step()
-    assert measure() < before / 2
+    # uniform noise learns more slowly: any token of x_t may be wrong, not just the masked ones
+    assert measure() < before * (0.7 if objective == "uniform" else 0.5)
 
 
 def test_train_writes_a_loadable_model_and_refuses_to_overwrite(tmp_path, corpus_file):

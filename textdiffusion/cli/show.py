@@ -13,6 +13,7 @@ class RefinementView:
         self.live = None
         self.console = None
         self._next = 1.0 - 1.0 / snapshots
+        self._previous, self._changed = None, 0
 
     def __enter__(self) -> RefinementView:
         if self.enabled:
@@ -33,12 +34,17 @@ class RefinementView:
     def render(self, step: int, t: float, xt) -> str:
         texts = [self.tokenizer.decode_with_masks(row.tolist(), mask_char=MASK_CHAR) for row in xt]
         masked = int((xt == self.tokenizer.mask_id).sum())
-        header = f"step {step + 1}  t={t:.3f}  masked {masked}/{xt.numel()}"
+        header = (
+            f"step {step + 1}  t={t:.3f}  masked {masked}/{xt.numel()}  changed {self._changed}"
+        )
         return header + "\n" + "\n".join(f"[{i}] {text}" for i, text in enumerate(texts))
 
     def callback(self, step: int, t: float, xt, logits) -> None:
         if not self.enabled:
             return
+        # tokens changed by this step: the revealed ones (masked diffusion), or any (uniform noise)
+        self._changed = xt.numel() if self._previous is None else int((xt != self._previous).sum())
+        self._previous = xt.clone()
         if self.live is not None:
             from rich.text import Text
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Literal
 
-from textdiffusion.config import DataConfig, DenoiseConfig, ScheduleName, TrainConfig
+from textdiffusion.config import DataConfig, DenoiseConfig, ProcessName, ScheduleName, TrainConfig
 
 
 @dataclasses.dataclass
@@ -29,8 +29,11 @@ class TrainArgs:
     """Override the preset's context length (tokens)."""
     dropout: float = 0.0
     """Dropout in the network."""
+    process: ProcessName = "masked"
+    """Forward process: masked (absorbing) or uniform (random-token noise; the network is then time-conditioned and
+    samples with the ancestral sampler)."""
     schedule: ScheduleName = "loglinear"
-    """Noise schedule of the masked process."""
+    """Noise schedule alpha(t) of the forward process."""
     resume: bool = False
     """Continue the run in --out from its last checkpoint (same step, optimizer, RNG and data position)."""
     init_from: str | None = None
@@ -58,11 +61,25 @@ def train(args: TrainArgs) -> None:
         ).items()
         if v is not None
     }
+    uniform = args.process == "uniform"
+    if uniform and args.task != "generate":
+        raise CLIError("--process uniform trains language models only (--task generate)")
     try:
-        model = ModelConfig(**{**PRESETS[args.preset], **overrides, "dropout": args.dropout})
-        process = ProcessConfig(schedule=args.schedule)
+        model = ModelConfig(
+            **{**PRESETS[args.preset], **overrides, "dropout": args.dropout},
+            # with uniform noise the fraction of noised tokens cannot be read off x_t, so the network is told t
+            time_conditioning=uniform,
+        )
+        process = ProcessConfig(name=args.process, schedule=args.schedule)
     except ConfigError as exc:
         raise CLIError(str(exc)) from None
+    sample = None
+    if (
+        args.task == "denoise"
+    ):  # a corrector decodes greedily and in parallel; a language model samples
+        sample = SampleConfig(sampler="confidence", steps=32, threshold=0.9, temperature=0.1)
+    elif uniform:  # every token may change at every step: nothing to cache, nothing to unmask
+        sample = SampleConfig(sampler="ancestral")
     import os
 
     if int(os.environ.get("RANK", "0")) == 0:
@@ -81,10 +98,7 @@ def train(args: TrainArgs) -> None:
             init_from=args.init_from,
             task=args.task,
             denoise=args.denoise if args.task == "denoise" else None,
-            # a corrector decodes greedily and in parallel; a language model samples
-            sample=SampleConfig(sampler="confidence", steps=32, threshold=0.9, temperature=0.1)
-            if args.task == "denoise"
-            else None,
+            sample=sample,
             progress=not args.quiet,
         )
     except (TrainingError, DataError, ConfigError, ValueError) as exc:

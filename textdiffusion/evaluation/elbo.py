@@ -79,6 +79,17 @@ def diffusion_nll(
         (mean, var): float64 (N,) estimated ELBO of each window and the (collapsed-strata) variance of that
         estimate.
     """
+    if not hasattr(process, "q_sample_count"):
+        return _time_stratified_nll(
+            model,
+            process,
+            x0,
+            valid,
+            samples=samples,
+            batch_size=batch_size,
+            generator=generator,
+            cond=cond,
+        )
     device = next(model.parameters()).device
     N = x0.shape[0]
     n_valid = valid.sum(dim=1)  # (N,)
@@ -100,16 +111,44 @@ def diffusion_nll(
         logits = model(xt, None, cond=c, attention_mask=None if full else vb)
         ce = process.cross_entropy(logits, xb, xt).double().sum(dim=1).cpu()  # (b,)
         estimates[start : start + batch_size] = ce * n_valid[idx].double() / k.double()
-    estimates = estimates.view(N, samples)  # (N, S), column j from stratum j
-    if samples >= 2:
-        # collapsed strata (Cochran 1977, 5A.12): neighbouring strata j, j+1 are treated as one stratum with two
-        # draws, so the squared difference of each pair estimates their two variances (conservatively)
-        even = samples - samples % 2
-        pairs = estimates[:, 0:even:2] - estimates[:, 1:even:2]  # (N, S/2)
-        var = pairs.pow(2).sum(dim=1) / samples**2 * (samples / even)
-    else:
-        var = torch.zeros(N, dtype=torch.float64)
-    return estimates.mean(dim=1), var
+    return _collapsed_strata(estimates.view(N, samples))  # (N, S), column j from stratum j
+
+
+def _collapsed_strata(estimates: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and variance of the mean of stratified estimates (N, S), column j from stratum j.
+
+    Collapsed strata (Cochran 1977, 5A.12): neighbouring strata j, j+1 are treated as one stratum with two draws, so
+    the squared difference of each pair estimates their two variances (conservatively)."""
+    samples = estimates.shape[1]
+    if samples < 2:
+        return estimates.mean(dim=1), torch.zeros(estimates.shape[0], dtype=torch.float64)
+    even = samples - samples % 2
+    pairs = estimates[:, 0:even:2] - estimates[:, 1:even:2]  # (N, S/2)
+    return estimates.mean(dim=1), pairs.pow(2).sum(dim=1) / samples**2 * (samples / even)
+
+
+def _time_stratified_nll(
+    model, process, x0, valid, *, samples, batch_size, generator, cond
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """ELBO of each window for a process without a count form (uniform noise): int_0^1 sum_tokens loss(t) dt,
+    estimated with the `samples` times of a window stratified over [0, 1] (the integrand is finite at t = 0)."""
+    device = next(model.parameters()).device
+    N = x0.shape[0]
+    u = uniform((N, samples), device="cpu", generator=generator, dtype=torch.float64)
+    strata = (torch.arange(samples, dtype=torch.float64)[None] + u) / samples  # (N, S) in [0, 1)
+    times = strata.float().reshape(-1)
+    window_index = torch.arange(N)[:, None].expand(N, samples).reshape(-1)  # (N*S,)
+    estimates = torch.zeros(N * samples, dtype=torch.float64)
+    for start in range(0, N * samples, batch_size):
+        idx = window_index[start : start + batch_size]
+        t = times[start : start + batch_size].to(device)
+        xb, vb = x0[idx].to(device), valid[idx].to(device)
+        xt = torch.where(vb, process.q_sample(xb, t, generator=generator), xb)
+        c = None if cond is None else cond.index(idx.to(device))
+        logits = model(xt, t, cond=c, attention_mask=None if bool(vb.all()) else vb)
+        terms = process.loss(logits, xb, xt, t).double() * vb  # (b, L)
+        estimates[start : start + batch_size] = terms.sum(dim=1).cpu()
+    return _collapsed_strata(estimates.view(N, samples))
 
 
 @torch.no_grad()

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from textdiffusion.config import ProcessConfig
 from textdiffusion.processes.base import Process, filter_logits, sample_categorical, uniform
 from textdiffusion.processes.masked import MaskedProcess
 from textdiffusion.processes.schedules import SCHEDULES, Schedule, build_schedule
+from textdiffusion.processes.uniform import UniformProcess
 
 __all__ = [
     "SCHEDULES",
     "MaskedProcess",
     "Process",
     "Schedule",
+    "UniformProcess",
     "build_process",
     "build_schedule",
     "filter_logits",
@@ -20,13 +24,25 @@ __all__ = [
 ]
 
 
-def build_process(config: ProcessConfig, *, mask_id: int) -> MaskedProcess:
-    """The forward process named by `config` over a vocabulary whose absorbing token is `mask_id`."""
+def build_process(
+    config: ProcessConfig,
+    *,
+    mask_id: int,
+    vocab_size: int | None = None,
+    special_ids: Iterable[int] = (),
+) -> MaskedProcess | UniformProcess:
+    """The forward process named by `config`: masked (absorbing into `mask_id`) or uniform (noise drawn from the
+    `vocab_size` ids other than `special_ids`)."""
+    common = dict(t_min=config.t_min, antithetic=config.antithetic)
     if config.name == "masked":
-        return MaskedProcess(
+        return MaskedProcess(build_schedule(config.schedule), mask_id=mask_id, **common)
+    if config.name == "uniform":
+        if vocab_size is None:
+            raise ValueError("the uniform process needs the vocabulary size")
+        return UniformProcess(
             build_schedule(config.schedule),
-            mask_id=mask_id,
-            t_min=config.t_min,
-            antithetic=config.antithetic,
+            vocab_size=vocab_size,
+            special_ids=special_ids,
+            **common,
         )
-    raise ValueError(f"unknown process {config.name!r}; choose from ['masked']")
+    raise ValueError(f"unknown process {config.name!r}; choose from ['masked', 'uniform']")

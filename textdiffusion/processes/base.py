@@ -58,6 +58,24 @@ def uniform(
     return u.to(device)
 
 
+def sample_times(
+    batch_size: int,
+    *,
+    t_min: float,
+    antithetic: bool,
+    device: torch.device | str,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Training times (B,) in [t_min, 1]; `antithetic` stratifies them (one shared uniform shift, MDLM's
+    low-discrepancy sampler), which lowers the variance of the ELBO gradient."""
+    if antithetic:
+        shift = uniform((1,), device=device, generator=generator)
+        u = (shift + torch.arange(batch_size, device=device) / batch_size) % 1.0
+    else:
+        u = uniform((batch_size,), device=device, generator=generator)
+    return t_min + (1.0 - t_min) * u
+
+
 def sample_categorical(
     probs: torch.Tensor, *, generator: torch.Generator | None = None
 ) -> torch.Tensor:

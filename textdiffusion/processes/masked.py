@@ -13,7 +13,12 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from textdiffusion.processes.base import categorical_from_uniform, filter_logits, uniform
+from textdiffusion.processes.base import (
+    categorical_from_uniform,
+    filter_logits,
+    sample_times,
+    uniform,
+)
 from textdiffusion.processes.schedules import Schedule
 
 
@@ -47,12 +52,13 @@ class MaskedProcess:
         generator: torch.Generator | None = None,
     ) -> torch.Tensor:
         """Training times (B,) in [t_min, 1]."""
-        if self.antithetic:
-            shift = uniform((1,), device=device, generator=generator)
-            u = (shift + torch.arange(batch_size, device=device) / batch_size) % 1.0
-        else:
-            u = uniform((batch_size,), device=device, generator=generator)
-        return self.t_min + (1.0 - self.t_min) * u
+        return sample_times(
+            batch_size,
+            t_min=self.t_min,
+            antithetic=self.antithetic,
+            device=device,
+            generator=generator,
+        )
 
     def q_sample(
         self, x0: torch.Tensor, t: torch.Tensor, *, generator: torch.Generator | None = None

@@ -44,7 +44,12 @@ def sample_confidence(
         int64 ids (B, L).
     """
     device = next(model.parameters()).device
-    mask_id = process.mask_id
+    mask_id = getattr(process, "mask_id", None)
+    if mask_id is None:
+        raise ValueError(
+            f"the confidence sampler unmasks tokens and needs a masked process, not {process!r}; "
+            "use 'ancestral'"
+        )
     xt, x_init, fixed = initial_state(
         process,
         shape,

@@ -156,7 +156,12 @@ class Trainer(CheckpointState):
         self.net = DiffusionTransformer(ckpt.model).to(self.device)
         if init is not None:
             self.net.load_state_dict(init.model.state_dict())
-        self.process = build_process(ckpt.process, mask_id=self.tokenizer.mask_id)
+        self.process = build_process(
+            ckpt.process,
+            mask_id=self.tokenizer.mask_id,
+            vocab_size=self.tokenizer.vocab_size,
+            special_ids=self.tokenizer.special_ids,
+        )
         self.objective = build_objective(
             config.objective, process=self.process, bos_id=self.tokenizer.bos_id
         )
