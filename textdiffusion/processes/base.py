@@ -58,22 +58,38 @@ def uniform(
     return u.to(device)
 
 
-def sample_times(
-    batch_size: int,
-    *,
-    t_min: float,
-    antithetic: bool,
-    device: torch.device | str,
-    generator: torch.Generator | None = None,
-) -> torch.Tensor:
-    """Training times (B,) in [t_min, 1]; `antithetic` stratifies them (one shared uniform shift, MDLM's
-    low-discrepancy sampler), which lowers the variance of the ELBO gradient."""
-    if antithetic:
-        shift = uniform((1,), device=device, generator=generator)
-        u = (shift + torch.arange(batch_size, device=device) / batch_size) % 1.0
-    else:
-        u = uniform((batch_size,), device=device, generator=generator)
-    return t_min + (1.0 - t_min) * u
+class ContinuousTimeProcess:
+    """What the forward processes over t in [0, 1] share: the schedule alpha(t) and the training times.
+
+    Args:
+        schedule: alpha(t), the probability that a token is still clean at time t.
+        t_min: smallest training time.
+        antithetic: stratify a batch's times over [t_min, 1] (one shared uniform shift, MDLM's low-discrepancy
+            sampler), which lowers the variance of the ELBO gradient.
+    """
+
+    def __init__(self, schedule, *, t_min: float = 1e-3, antithetic: bool = True) -> None:
+        self.schedule = schedule
+        self.t_min = t_min
+        self.antithetic = antithetic
+
+    def alpha(self, t: torch.Tensor) -> torch.Tensor:
+        return self.schedule.alpha(t)
+
+    def sample_t(
+        self,
+        batch_size: int,
+        *,
+        device: torch.device | str,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """Training times (B,) in [t_min, 1]."""
+        if self.antithetic:
+            shift = uniform((1,), device=device, generator=generator)
+            u = (shift + torch.arange(batch_size, device=device) / batch_size) % 1.0
+        else:
+            u = uniform((batch_size,), device=device, generator=generator)
+        return self.t_min + (1.0 - self.t_min) * u
 
 
 def sample_categorical(

@@ -14,51 +14,29 @@ import torch
 import torch.nn.functional as F
 
 from textdiffusion.processes.base import (
+    ContinuousTimeProcess,
     categorical_from_uniform,
     filter_logits,
-    sample_times,
     uniform,
 )
 from textdiffusion.processes.schedules import Schedule
 
 
-class MaskedProcess:
+class MaskedProcess(ContinuousTimeProcess):
     """Absorbing-state forward process over token ids; parameter-free and device-agnostic.
 
     Args:
         schedule: alpha(t).
         mask_id: the absorbing token.
         t_min: smallest training time (the weight w(t) ~ 1/t diverges at 0).
-        antithetic: stratify a batch's times over [t_min, 1] (one shared uniform shift, MDLM's low-discrepancy
-            sampler), which lowers the variance of the ELBO gradient.
+        antithetic: stratify a batch's times over [t_min, 1].
     """
 
     def __init__(
         self, schedule: Schedule, *, mask_id: int, t_min: float = 1e-3, antithetic: bool = True
     ):
-        self.schedule = schedule
+        super().__init__(schedule, t_min=t_min, antithetic=antithetic)
         self.mask_id = mask_id
-        self.t_min = t_min
-        self.antithetic = antithetic
-
-    def alpha(self, t: torch.Tensor) -> torch.Tensor:
-        return self.schedule.alpha(t)
-
-    def sample_t(
-        self,
-        batch_size: int,
-        *,
-        device: torch.device | str,
-        generator: torch.Generator | None = None,
-    ) -> torch.Tensor:
-        """Training times (B,) in [t_min, 1]."""
-        return sample_times(
-            batch_size,
-            t_min=self.t_min,
-            antithetic=self.antithetic,
-            device=device,
-            generator=generator,
-        )
 
     def q_sample(
         self, x0: torch.Tensor, t: torch.Tensor, *, generator: torch.Generator | None = None

@@ -21,13 +21,18 @@ from collections.abc import Iterable
 import torch
 import torch.nn.functional as F
 
-from textdiffusion.processes.base import filter_logits, sample_categorical, sample_times, uniform
+from textdiffusion.processes.base import (
+    ContinuousTimeProcess,
+    filter_logits,
+    sample_categorical,
+    uniform,
+)
 from textdiffusion.processes.schedules import Schedule
 
 ALPHA_FLOOR = 1e-6  # alpha is kept in [floor, 1 - floor] where it is divided by or logged
 
 
-class UniformProcess:
+class UniformProcess(ContinuousTimeProcess):
     """Uniform-noise forward process over token ids; parameter-free and device-agnostic.
 
     Args:
@@ -47,7 +52,7 @@ class UniformProcess:
         t_min: float = 1e-3,
         antithetic: bool = True,
     ) -> None:
-        self.schedule = schedule
+        super().__init__(schedule, t_min=t_min, antithetic=antithetic)
         self.vocab_size = vocab_size
         self.special_ids = sorted(set(int(i) for i in special_ids))
         self.regular = torch.ones(vocab_size, dtype=torch.bool)
@@ -56,8 +61,6 @@ class UniformProcess:
         self.n = int(self.regular_ids.numel())
         if self.n < 2:
             raise ValueError(f"uniform noise needs at least 2 regular tokens, got {self.n}")
-        self.t_min = t_min
-        self.antithetic = antithetic
         self._tables: dict[torch.device, tuple[torch.Tensor, ...]] = {}
 
     def _on(self, device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -71,29 +74,10 @@ class UniformProcess:
             )
         return self._tables[device]
 
-    def alpha(self, t: torch.Tensor) -> torch.Tensor:
-        return self.schedule.alpha(t)
-
     def sigma(self, t: torch.Tensor) -> torch.Tensor:
         """Jump rate -alpha'/alpha = w(t) (1 - alpha) / alpha, with w the masked ELBO weight -alpha'/(1 - alpha)."""
         alpha = self.alpha(t).clamp(ALPHA_FLOOR, 1.0 - ALPHA_FLOOR)
         return self.schedule.weight(t) * (1.0 - alpha) / alpha
-
-    def sample_t(
-        self,
-        batch_size: int,
-        *,
-        device: torch.device | str,
-        generator: torch.Generator | None = None,
-    ) -> torch.Tensor:
-        """Training times (B,) in [t_min, 1]."""
-        return sample_times(
-            batch_size,
-            t_min=self.t_min,
-            antithetic=self.antithetic,
-            device=device,
-            generator=generator,
-        )
 
     def _random_tokens(
         self, shape: tuple[int, ...], *, device, generator: torch.Generator | None
