@@ -156,6 +156,43 @@ class DenoisePipeline(DiffusionPipeline):
         return results, calls
 
     @torch.no_grad()
+    def conditional_nll(
+        self,
+        sources: Sequence[str],
+        outputs: Sequence[str],
+        *,
+        samples: int = 8,
+        batch_size: int = 64,
+        seed: int = 0,
+    ) -> tuple[list[float], int]:
+        """The model's conditional ELBO (nats) of each output given its source, and the network calls made.
+
+        Each batch of `batch_size` pairs draws its masks from a generator seeded with `seed`, so two calls over the
+        same sources compare their outputs with the same masks (common random numbers)."""
+        from textdiffusion.evaluation.elbo import diffusion_nll
+
+        scores: list[float] = []
+        calls = 0
+        rows = max(1, batch_size // samples) * samples  # (text, sample) rows per network call
+        for start in range(0, len(sources), batch_size):
+            src = self.tokenizer.encode_batch(list(sources[start : start + batch_size]))
+            out = self.tokenizer.encode_batch(list(outputs[start : start + batch_size]))
+            batch = pad_pairs(src, out, pad_id=self.tokenizer.pad_id)
+            t = {k: torch.from_numpy(v).to(self.device) for k, v in batch.items()}
+            nll, _ = diffusion_nll(
+                self.model,
+                self.process,
+                t["target"],
+                t["target_mask"],
+                samples=samples,
+                batch_size=rows,
+                generator=torch.Generator().manual_seed(seed),
+                cond=Cond(prefix=t["prefix"], prefix_mask=t["prefix_mask"]),
+            )
+            scores += nll.tolist()
+            calls += -(-len(src) * samples // rows)
+        return scores, calls
+
     def prefers_outputs(
         self,
         sources: Sequence[str],
@@ -167,42 +204,13 @@ class DenoisePipeline(DiffusionPipeline):
     ) -> tuple[list[bool], int]:
         """Whether the model's likelihood of each output given its source beats that of the source itself.
 
-        Both are scored by the conditional ELBO (`diffusion_nll` with the source as prefix) with the same masks
-        (common random numbers), so the comparison is paired; returns the verdicts and the network calls made.
+        Both are scored by `conditional_nll` with the same masks, so the comparison is paired; returns the verdicts
+        and the network calls made.
         """
-        from textdiffusion.evaluation.elbo import diffusion_nll
-
-        verdicts: list[bool] = []
-        calls = 0
-        rows = max(1, batch_size // samples) * samples  # (text, sample) rows per network call
-        for start in range(0, len(sources), batch_size):
-            src = self.tokenizer.encode_batch(list(sources[start : start + batch_size]))
-            scores = []
-            for candidates in (
-                outputs[start : start + batch_size],
-                sources[start : start + batch_size],
-            ):
-                batch = pad_pairs(
-                    src, self.tokenizer.encode_batch(list(candidates)), pad_id=self.tokenizer.pad_id
-                )
-                t = {k: torch.from_numpy(v).to(self.device) for k, v in batch.items()}
-                same_masks = torch.Generator().manual_seed(
-                    seed
-                )  # for both candidates: a paired comparison
-                nll, _ = diffusion_nll(
-                    self.model,
-                    self.process,
-                    t["target"],
-                    t["target_mask"],
-                    samples=samples,
-                    batch_size=rows,
-                    generator=same_masks,
-                    cond=Cond(prefix=t["prefix"], prefix_mask=t["prefix_mask"]),
-                )
-                scores.append(nll)
-                calls += -(-len(src) * samples // rows)
-            verdicts += (scores[0] < scores[1]).tolist()
-        return verdicts, calls
+        kwargs = dict(samples=samples, batch_size=batch_size, seed=seed)
+        changed, calls = self.conditional_nll(sources, outputs, **kwargs)
+        unchanged, more = self.conditional_nll(sources, sources, **kwargs)
+        return [a < b for a, b in zip(changed, unchanged)], calls + more
 
     def __call__(
         self,

@@ -1,0 +1,116 @@
+"""How much does a corrector's own likelihood know about spelling? It ranks dictionary candidates.
+
+For each misspelling of a word list, the candidates are symspellpy's dictionary words within edit distance 2 (its
+`Verbosity.ALL`, at most --candidates of them, in symspell's order). The corrector scores each one by its conditional
+ELBO given the misspelling (`DenoisePipeline.conditional_nll`, the same masks for every candidate of an item), and:
+
+- `model`: picks the candidate with the lowest ELBO;
+- `model + prior`: subtracts 0.5 ln(count) first. Training drew single words by the square root of their counts, so
+  this half power restores the full frequency prior (Bayes' rule with the training prior divided out);
+- `symspell`: symspell's own first candidate (smallest distance, then most frequent), the baseline of issue 5.
+
+A misspelling without any candidate counts as a miss for all three, so `covered` caps them. This is a diagnostic,
+not a corrector: `textdiffusion denoise` generates its output and does not need a dictionary.
+
+    pip install 'textdiffusion[bench]'
+    python bench/denoise_rerank.py --limit 100              # 6 lists x 100 items, about 8 minutes on 2 CPU cores
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+from pathlib import Path
+
+import tyro
+
+from textdiffusion.evaluation.correction import (
+    WORD_LISTS,
+    SymSpellCorrector,
+    _spread,
+    load_word_list,
+)
+from textdiffusion.pipelines.denoise import DenoisePipeline
+
+RESULTS = Path(__file__).parent / "results" / "denoise-rerank.json"
+
+
+@dataclasses.dataclass
+class RerankArgs:
+    model: str = "typo-fixer"
+    data_dir: str = str(Path(__file__).resolve().parents[2] / "shared" / "data")
+    lists: tuple[str, ...] = tuple(WORD_LISTS)
+    limit: int = 100
+    """Misspellings per list, evenly spaced."""
+    candidates: int = 20
+    samples: int = 8
+    """ELBO samples per candidate."""
+    device: str = "cpu"
+    json: str = str(RESULTS)
+
+
+def main(args: RerankArgs) -> dict:
+    pipe = DenoisePipeline.from_pretrained(args.model, device=args.device)
+    speller = SymSpellCorrector()
+    from symspellpy import Verbosity
+
+    counts = speller._symspell.words  # term -> count of the bundled dictionary
+    rows = {}
+    for name in args.lists:
+        words = load_word_list(args.data_dir, name)
+        pairs = _spread(list(zip(words.wrong, words.right)), args.limit)
+        start = time.perf_counter()
+        sources, cands, owner = [], [], []
+        for i, (wrong, _) in enumerate(pairs):
+            found = speller._symspell.lookup(wrong.lower(), Verbosity.ALL, 2)[: args.candidates]
+            for suggestion in found:
+                sources.append(wrong)
+                cands.append(suggestion.term)
+                owner.append(i)
+        nll, _ = pipe.conditional_nll(sources, cands, samples=args.samples, batch_size=256)
+        ranked: dict[int, list[tuple[str, float]]] = {}
+        for i, cand, value in zip(owner, cands, nll):
+            ranked.setdefault(i, []).append((cand, value))
+
+        rows[name] = {
+            "n": len(pairs),
+            "candidates": len(cands),
+            **score(ranked, [right.lower() for _, right in pairs], counts),
+            "seconds": time.perf_counter() - start,
+        }
+        print(name, json.dumps(rows[name]), flush=True)
+    result = {"args": dataclasses.asdict(args), "date": time.strftime("%Y-%m-%d"), "lists": rows}
+    Path(args.json).write_text(json.dumps(result, indent=1) + "\n")
+    print(table(rows))
+    return result
+
+
+def score(
+    ranked: dict[int, list[tuple[str, float]]], right: list[str], counts: dict
+) -> dict[str, float]:
+    """Top-1 accuracy of each way to pick from item i's (candidate, nll) list `ranked[i]`, in symspell's order."""
+    picks = {
+        "symspell": lambda c: c[0][0],
+        "model": lambda c: min(c, key=lambda x: x[1])[0],
+        "model + prior": lambda c: min(c, key=lambda x: x[1] - 0.5 * math.log(counts.get(x[0], 1)))[
+            0
+        ],
+    }
+    out = {"covered": sum(any(w == r for w, _ in ranked.get(i, [])) for i, r in enumerate(right))}
+    for key, pick in picks.items():
+        out[key] = sum(i in ranked and pick(ranked[i]) == r for i, r in enumerate(right))
+    return {key: hits / len(right) for key, hits in out.items()}
+
+
+def table(rows: dict) -> str:
+    cols = ["covered", "symspell", "model", "model + prior"]
+    lines = ["| list (items) | " + " | ".join(cols) + " |", "|---|" + "---:|" * len(cols)]
+    for name, row in rows.items():
+        lines.append(f"| {name} ({row['n']}) | " + " | ".join(f"{row[c]:.3f}" for c in cols) + " |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main(tyro.cli(RerankArgs))
