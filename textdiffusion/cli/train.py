@@ -73,12 +73,12 @@ def train(args: TrainArgs) -> None:
         process = ProcessConfig(name=args.process, schedule=args.schedule)
     except ConfigError as exc:
         raise CLIError(str(exc)) from None
+    # a corrector decodes greedily and in parallel; a language model samples. With uniform noise every token may
+    # change at every step: nothing to cache, nothing to unmask.
     sample = None
-    if (
-        args.task == "denoise"
-    ):  # a corrector decodes greedily and in parallel; a language model samples
+    if args.task == "denoise":
         sample = SampleConfig(sampler="confidence", steps=32, threshold=0.9, temperature=0.1)
-    elif uniform:  # every token may change at every step: nothing to cache, nothing to unmask
+    elif uniform:
         sample = SampleConfig(sampler="ancestral")
     import os
 

@@ -188,12 +188,11 @@ class Trainer(CheckpointState):
                 else None
             )
             self.valid = [valid.next_batch() for _ in range(config.eval_batches)] if valid else []
-            self.valid_chars = (
-                sum(  # clean characters of this rank's targets: bits/char for any tokenizer
-                    len(self.tokenizer.decode([i for i in row if i != self.tokenizer.pad_id]))
-                    for batch in self.valid
-                    for row in batch["target"].tolist()
-                )
+            # clean characters of this rank's targets (decode drops the PADs): bits/char for any tokenizer
+            self.valid_chars = sum(
+                len(self.tokenizer.decode(row))
+                for batch in self.valid
+                for row in batch["target"].tolist()
             )
         else:
             self.stream = BatchStream(
