@@ -71,6 +71,9 @@ def test_train_three_steps_then_generate_infill_eval(tmp_path, corpus_file, proc
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("The ") and result.stdout.rstrip("\n").endswith(" sat.")
+    if process == "uniform":  # blank lengths are chosen by masking the blanks: a masked model's job
+        result = run("infill", "The ___ sat.", "--model", str(out), "--steps", "4")
+        assert result.returncode == 2 and "--blank-length" in result.stderr
 
     result = run(
         "eval",

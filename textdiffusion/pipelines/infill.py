@@ -103,6 +103,11 @@ class InfillPipeline(DiffusionPipeline):
         seed: int,
     ) -> list[int]:
         """One pass of coordinate descent over the blanks, each picking the candidate with the lowest context NLL."""
+        if not hasattr(self.process, "q_sample_count"):
+            raise InputError(
+                "choosing blank lengths scores the text with its blanks masked, which needs a masked-diffusion "
+                "model; give the lengths with --blank-length N"
+            )
         context_tokens = sum(len(p) for p in pieces)
         room = self.max_len - context_tokens
         candidates = [c for c in candidates if 0 < c <= room]
