@@ -21,7 +21,7 @@ def run(*args, timeout=120):
 def test_help_lists_the_subcommands():
     result = run("--help")
     assert result.returncode == 0
-    for name in ("train", "generate", "infill", "eval"):
+    for name in ("train", "search", "generate", "infill", "eval"):
         assert name in result.stdout
 
 
@@ -103,6 +103,7 @@ def test_train_three_steps_then_generate_infill_eval(tmp_path, corpus_file, proc
             ["train", "--out", "{tmp}/x", "--data", "{corpus}", "--dim", "30", "--preset", "tiny"],
             "--dim",
         ),
+        (["search", "--out", "{tmp}/s", "--data", "{corpus}", "--resume"], "a search starts fresh"),
         (
             [
                 "train",

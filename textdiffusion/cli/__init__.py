@@ -15,6 +15,7 @@ def commands() -> dict[str, Callable]:
 
     return {
         "train": train.train,
+        "search": train.search,
         "generate": generate.generate,
         "infill": generate.infill,
         "eval": evaluate.evaluate,

@@ -42,17 +42,11 @@ class TrainArgs:
     """No progress bar."""
 
 
-def train(args: TrainArgs) -> None:
-    """Train (or fine-tune, or resume) a text diffusion model; `torchrun --nproc_per_node=N` runs it data-parallel."""
-    import logging
-
-    from textdiffusion.cli.common import CLIError, print_config, save_config
-
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+def run_settings(args: TrainArgs) -> dict:
+    """What `train` and `search` pass to the trainer besides the data and TrainConfig: model, process, sampler
+    defaults, task and fine-tuning source."""
+    from textdiffusion.cli.common import CLIError
     from textdiffusion.config import PRESETS, ConfigError, ModelConfig, ProcessConfig, SampleConfig
-    from textdiffusion.data import DataError
-    from textdiffusion.training import TrainingError
-    from textdiffusion.training import train as run_training
 
     overrides = {
         k: v
@@ -80,27 +74,37 @@ def train(args: TrainArgs) -> None:
         sample = SampleConfig(sampler="confidence", steps=32, threshold=0.9, temperature=0.1)
     elif uniform:
         sample = SampleConfig(sampler="ancestral")
-    import os
+    return dict(
+        model=model,
+        process=process,
+        sample=sample,
+        init_from=args.init_from,
+        task=args.task,
+        denoise=args.denoise if args.task == "denoise" else None,
+        progress=not args.quiet,
+    )
 
+
+def train(args: TrainArgs) -> None:
+    """Train (or fine-tune, or resume) a text diffusion model; `torchrun --nproc_per_node=N` runs it data-parallel."""
+    import logging
+    import os
+    from pathlib import Path
+
+    from textdiffusion.cli.common import CLIError, print_config, save_config
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    from textdiffusion.config import ConfigError
+    from textdiffusion.data import DataError
+    from textdiffusion.training import TrainingError
+    from textdiffusion.training import train as run_training
+
+    settings = run_settings(args)
     if int(os.environ.get("RANK", "0")) == 0:
         print_config(args, title="train config")
-        from pathlib import Path
-
         save_config(args, Path(args.out) / "train_args.json")
     try:
-        result = run_training(
-            args.data,
-            args.train,
-            out=args.out,
-            model=model,
-            process=process,
-            resume=args.resume,
-            init_from=args.init_from,
-            task=args.task,
-            denoise=args.denoise if args.task == "denoise" else None,
-            sample=sample,
-            progress=not args.quiet,
-        )
+        result = run_training(args.data, args.train, out=args.out, resume=args.resume, **settings)
     except (TrainingError, DataError, ConfigError, ValueError) as exc:
         raise CLIError(str(exc)) from None
     if int(os.environ.get("RANK", "0")) == 0:
@@ -113,3 +117,54 @@ def train(args: TrainArgs) -> None:
             f"trained {result.parameters:,} parameters for {result.step} steps: loss {result.loss:.4f}{bpc}"
         )
         print(f"model saved in {result.out} (use --model {result.out})")
+
+
+@dataclasses.dataclass
+class SearchArgs(TrainArgs):
+    lrs: tuple[float, ...] = (3e-4, 1e-3, 3e-3)
+    """Peak learning rates to try."""
+    batch_sizes: tuple[int, ...] = (32, 64)
+    """Batch sizes to try."""
+
+
+def search(args: SearchArgs) -> None:
+    """Hyperparameter search: one short training run per (learning rate, batch size), ranked by validation bits/char.
+
+    Each trial trains with the train options given (set a small --steps, or --max-minutes for equal-cost trials) into
+    OUT/lr=LR,bs=B, a loadable model; OUT/search.json holds the table. One process (not under torchrun)."""
+    import logging
+    import os
+    from pathlib import Path
+
+    from textdiffusion.cli.common import CLIError, print_config, save_config
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    from textdiffusion.config import ConfigError
+    from textdiffusion.data import DataError
+    from textdiffusion.training import TrainingError
+    from textdiffusion.training.search import format_trials
+    from textdiffusion.training.search import search as run_search
+
+    if "RANK" in os.environ:
+        raise CLIError(
+            "search runs its trials one after another in one process: start it without torchrun"
+        )
+    if args.resume:
+        raise CLIError("--resume continues one run; a search starts fresh trials (use a new --out)")
+    settings = run_settings(args)
+    print_config(args, title="search config")
+    save_config(args, Path(args.out) / "search_args.json")
+    try:
+        trials = run_search(
+            args.data,
+            args.train,
+            out=args.out,
+            lrs=args.lrs,
+            batch_sizes=args.batch_sizes,
+            **settings,
+        )
+    except (TrainingError, DataError, ConfigError, ValueError) as exc:
+        raise CLIError(str(exc)) from None
+    print(format_trials(trials))
+    best = trials[0]
+    print(f"best: --lr {best.lr:g} --batch-size {best.batch_size} (model in {best.out})")
