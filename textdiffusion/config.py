@@ -11,7 +11,7 @@ from typing import Any, Literal, TypeVar
 
 FORMAT_VERSION = 1
 
-ProcessName = Literal["masked", "uniform"]
+ProcessName = Literal["masked", "uniform", "gaussian"]
 ScheduleName = Literal["loglinear", "cosine", "linear"]
 SamplerName = Literal["ancestral", "cached", "confidence"]
 Objective = Literal["diffusion", "ar"]
@@ -46,6 +46,8 @@ class ModelConfig:
     """Dropout on attention outputs and MLPs during training."""
     causal: bool = False
     """Causal attention (the autoregressive baseline); diffusion models are bidirectional."""
+    input_dim: int = 0
+    """Width of continuous inputs x_t (Gaussian diffusion: the analog-bit codes); 0 reads token ids."""
     time_conditioning: bool = False
     """Add an embedding of the diffusion time t. Masked diffusion does not need it (RADD, Ou et al. 2024)."""
     n_labels: int = 0
@@ -96,8 +98,8 @@ class ProcessConfig:
 
     def __post_init__(self) -> None:
         _check(
-            self.name in ("masked", "uniform"),
-            f"--process must be masked or uniform, got {self.name!r}",
+            self.name in ("masked", "uniform", "gaussian"),
+            f"--process must be masked, uniform or gaussian, got {self.name!r}",
         )
         _check(
             self.schedule in ("loglinear", "cosine", "linear"),

@@ -30,10 +30,10 @@ class TrainArgs:
     dropout: float = 0.0
     """Dropout in the network."""
     process: ProcessName = "masked"
-    """Forward process: masked (absorbing) or uniform (random-token noise; the network is then time-conditioned and
-    samples with the ancestral sampler)."""
+    """Forward process: masked (absorbing), uniform (random-token noise) or gaussian (Gaussian noise on analog-bit
+    codes of the tokens); the last two make the network time-conditioned and sample with the ancestral sampler."""
     schedule: ScheduleName = "loglinear"
-    """Noise schedule alpha(t) of the forward process."""
+    """Noise schedule alpha(t) of the masked and uniform processes (gaussian has its own linear log-SNR schedule)."""
     resume: bool = False
     """Continue the run in --out from its last checkpoint (same step, optimizer, RNG and data position)."""
     init_from: str | None = None
@@ -55,24 +55,24 @@ def run_settings(args: TrainArgs) -> dict:
         ).items()
         if v is not None
     }
-    uniform = args.process == "uniform"
-    if uniform and args.task != "generate":
-        raise CLIError("--process uniform trains language models only (--task generate)")
+    unmasked = args.process != "masked"
+    if unmasked and args.task != "generate":
+        raise CLIError(f"--process {args.process} trains language models only (--task generate)")
     try:
         model = ModelConfig(
             **{**PRESETS[args.preset], **overrides, "dropout": args.dropout},
-            # with uniform noise the fraction of noised tokens cannot be read off x_t, so the network is told t
-            time_conditioning=uniform,
+            # without masks the amount of noise cannot be read off x_t, so the network is told t
+            time_conditioning=unmasked,
         )
         process = ProcessConfig(name=args.process, schedule=args.schedule)
     except ConfigError as exc:
         raise CLIError(str(exc)) from None
-    # a corrector decodes greedily and in parallel; a language model samples. With uniform noise every token may
-    # change at every step: nothing to cache, nothing to unmask.
+    # a corrector decodes greedily and in parallel; a language model samples. Without masks every token may change
+    # at every step: nothing to cache, nothing to unmask.
     sample = None
     if args.task == "denoise":
         sample = SampleConfig(sampler="confidence", steps=32, threshold=0.9, temperature=0.1)
-    elif uniform:
+    elif unmasked:
         sample = SampleConfig(sampler="ancestral")
     return dict(
         model=model,

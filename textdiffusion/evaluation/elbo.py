@@ -130,8 +130,9 @@ def _collapsed_strata(estimates: torch.Tensor) -> tuple[torch.Tensor, torch.Tens
 def _time_stratified_nll(
     model, process, x0, valid, *, samples, batch_size, generator, cond
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """ELBO of each window for a process without a count form (uniform noise): int_0^1 sum_tokens loss(t) dt,
-    estimated with the `samples` times of a window stratified over [0, 1] (the integrand is finite at t = 0)."""
+    """ELBO of each window for a process without a count form: int_0^1 sum_tokens loss(t) dt, estimated with the
+    `samples` times of a window stratified over [0, 1], plus the process's end terms (`endpoint_nll`: the decoder and
+    prior of Gaussian diffusion) where it has them."""
     device = next(model.parameters()).device
     N = x0.shape[0]
     u = uniform((N, samples), device="cpu", generator=generator, dtype=torch.float64)
@@ -143,10 +144,16 @@ def _time_stratified_nll(
         idx = window_index[start : start + batch_size]
         t = times[start : start + batch_size].to(device)
         xb, vb = x0[idx].to(device), valid[idx].to(device)
-        xt = torch.where(vb, process.q_sample(xb, t, generator=generator), xb)
+        xt = process.q_sample(
+            xb, t, generator=generator
+        )  # padding: masked out of attention and of the sum
         c = None if cond is None else cond.index(idx.to(device))
         logits = model(xt, t, cond=c, attention_mask=None if bool(vb.all()) else vb)
-        terms = process.loss(logits, xb, xt, t).double() * vb  # (b, L)
+        terms = process.loss(logits, xb, xt, t).double()  # (b, L)
+        if hasattr(process, "endpoint_nll"):
+            terms = terms + process.endpoint_nll(xb, generator=generator).double()
+        # padding may score inf (it has no code to decode): drop it, never 0 * inf
+        terms = torch.where(vb, terms, torch.zeros_like(terms))
         estimates[start : start + batch_size] = terms.sum(dim=1).cpu()
     return _collapsed_strata(estimates.view(N, samples))
 
@@ -216,7 +223,9 @@ def evaluate_text(
     stderr = 0.0 if var is None else math.sqrt(float(var.sum())) / n_chars / LN2
     return NLLResult(
         nll_per_token=nll / n_tokens,
-        perplexity_bound=math.exp(nll / n_tokens),
+        perplexity_bound=math.exp(
+            min(nll / n_tokens, 700.0)
+        ),  # an untrained model may score e^(10^4)
         bits_per_char=nll / n_chars / LN2,
         n_tokens=n_tokens,
         n_chars=n_chars,

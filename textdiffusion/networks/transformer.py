@@ -64,6 +64,10 @@ class DiffusionTransformer(nn.Module):
             )
         self.config = config
         self.embed = nn.Embedding(config.vocab_size, config.dim)
+        if (
+            config.input_dim
+        ):  # continuous x_t (B, L, input_dim); a conditioning prefix still comes as ids
+            self.input_proj = nn.Linear(config.input_dim, config.dim)
         self.segment = nn.Embedding(2, config.dim)  # 0: conditioning prefix, 1: target
         if config.time_conditioning:
             self.time_mlp = nn.Sequential(
@@ -111,7 +115,7 @@ class DiffusionTransformer(nn.Module):
         """Predict clean-token logits.
 
         Args:
-            xt: int64 (B, L) noised token ids.
+            xt: int64 (B, L) noised token ids, or float (B, L, input_dim) noised codes (Gaussian diffusion).
             t: float (B,) diffusion times (used only with `time_conditioning`).
             cond: a `Cond`, or an int64 (B, Lc) conditioning prefix.
             attention_mask: bool (B, L), True at real target tokens (padding is never attended to).
@@ -121,13 +125,14 @@ class DiffusionTransformer(nn.Module):
             logits (B, L, V) for the target positions.
         """
         cond = as_cond(cond)
-        B, L = xt.shape
+        B, L = xt.shape[:2]
         config = self.config
-        h = self.embed(xt) + self.segment.weight[1]  # (B, L, D)
+        h = self.input_proj(xt) if xt.is_floating_point() else self.embed(xt)
+        h = h + self.segment.weight[1]  # (B, L, D)
         target_valid = (
             attention_mask.bool()
             if attention_mask is not None
-            else torch.ones_like(xt, dtype=torch.bool)
+            else torch.ones(B, L, dtype=torch.bool, device=xt.device)
         )
         valid = target_valid
         if cond.prefix is not None:

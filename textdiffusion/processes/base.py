@@ -58,6 +58,17 @@ def uniform(
     return u.to(device)
 
 
+def normal(
+    shape: tuple[int, ...],
+    *,
+    device: torch.device | str,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """N(0, 1) float32 draws from `generator`, on `device` even when the generator lives elsewhere."""
+    gen_device = generator.device if generator is not None else torch.device(device)
+    return torch.randn(shape, generator=generator, device=gen_device).to(device)
+
+
 class ContinuousTimeProcess:
     """What the forward processes over t in [0, 1] share: the schedule alpha(t) and the training times.
 

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import torch
 
-from textdiffusion.samplers.common import initial_state, keep_fixed, time_grid
+from textdiffusion.samplers.common import as_ids, initial_state, keep_fixed, time_grid
 
 
 @torch.no_grad()
@@ -41,7 +41,7 @@ def sample_ancestral(
         cond: conditioning passed to the model.
         temperature, top_p: applied to the denoiser's predictions.
         attention_mask: bool (B, L), True at real target positions.
-        callback: `callback(step, t, xt, logits)` after each step, with the new state.
+        callback: `callback(step, t, xt, logits)` after each step, with the new state as token ids.
         cache: reuse the last prediction when no token changed (MDLM's caching; valid because the model does not
             depend on t). Then a step where nothing is revealed costs no network call.
 
@@ -81,9 +81,9 @@ def sample_ancestral(
         else:
             logits_for_callback = logits
         if callback is not None:
-            callback(step, times[step + 1], xs, logits_for_callback)
+            callback(step, times[step + 1], as_ids(process, xs), logits_for_callback)
         xt = xs
-    return xt
+    return as_ids(process, xt)
 
 
 def sample_cached(model, process, shape, steps, **kwargs) -> torch.Tensor:

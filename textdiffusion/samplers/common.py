@@ -27,7 +27,7 @@ def initial_state(
     """x_t at `t_start`: the prior (t_start = 1) or `x_init` noised to `t_start`; `fixed` positions keep `x_init`.
 
     Returns:
-        (xt, x_init, fixed) on `device`.
+        (xt, x_init, fixed) on `device`; for a continuous process (one with `encode`) x_init comes back as codes.
     """
     if fixed is not None and x_init is None:
         raise ValueError("`fixed` positions need `x_init` to say what they hold")
@@ -42,12 +42,22 @@ def initial_state(
     else:
         t = torch.full((shape[0],), t_start, device=device)
         xt = process.q_sample(x_init, t, generator=generator)
-    if fixed is not None:
-        xt = torch.where(fixed, x_init, xt)
-    return xt, x_init, fixed
+    if x_init is not None and hasattr(
+        process, "encode"
+    ):  # a continuous state: fixed positions hold codes
+        x_init = process.encode(x_init)
+    return keep_fixed(xt, x_init, fixed), x_init, fixed
 
 
 def keep_fixed(
     xs: torch.Tensor, x_init: torch.Tensor | None, fixed: torch.Tensor | None
 ) -> torch.Tensor:
-    return xs if fixed is None else torch.where(fixed, x_init, xs)
+    """`xs` with the `fixed` (B, L) positions taken from `x_init` (ids (B, L), or codes (B, L, K))."""
+    if fixed is None:
+        return xs
+    return torch.where(fixed if xs.dim() == 2 else fixed[..., None], x_init, xs)
+
+
+def as_ids(process, xt: torch.Tensor) -> torch.Tensor:
+    """Token ids of a sampler state: itself, or the nearest codes' ids for a continuous state."""
+    return process.decode(xt) if hasattr(process, "decode") else xt

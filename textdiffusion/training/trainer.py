@@ -36,7 +36,7 @@ from textdiffusion.config import (
 from textdiffusion.data import BatchStream, Tokenizer, chunk_stream
 from textdiffusion.evaluation.elbo import LN2, autoregressive_nll, diffusion_nll
 from textdiffusion.networks import DiffusionTransformer
-from textdiffusion.processes import build_process
+from textdiffusion.processes import analog_bits, build_process
 from textdiffusion.training import distributed
 from textdiffusion.training.data import load_corpus, load_pair_corpus, micro_batches, pair_stream
 from textdiffusion.training.ema import EMA
@@ -131,6 +131,12 @@ class Trainer(CheckpointState):
             )
             if config.objective == "ar":
                 model_config = dataclasses.replace(model_config, causal=True)
+            if (
+                process or ProcessConfig()
+            ).name == "gaussian":  # the network reads the codes of the ids
+                model_config = dataclasses.replace(
+                    model_config, input_dim=analog_bits(self.tokenizer.vocab_size)
+                )
             ckpt = CheckpointConfig(
                 model=model_config,
                 process=process or ProcessConfig(),
