@@ -155,3 +155,41 @@ def filter_logits(
     before = sorted_probs.cumsum(-1) - sorted_probs  # mass strictly above each token
     sorted_probs = sorted_probs.masked_fill(before >= top_p, 0.0)  # the top token always survives
     return torch.zeros_like(probs).scatter_(-1, order, sorted_probs)
+
+
+class TokenNoiseProcess(ContinuousTimeProcess):
+    """A process whose noise lives on the regular tokens, all ids but the special ones (uniform, Gaussian).
+
+    `on(device)` holds the tables the process computes with, copied to each device once (no host-device copy per
+    step): `regular` (V,) bool, `regular_ids` (N,), `bias` (V,) logits offset, -inf at special ids, plus a
+    subclass's own from `tables()`.
+    """
+
+    def __init__(
+        self,
+        schedule,
+        *,
+        vocab_size: int,
+        special_ids=(),
+        t_min: float = 1e-3,
+        antithetic: bool = True,
+    ) -> None:
+        super().__init__(schedule, t_min=t_min, antithetic=antithetic)
+        self.vocab_size = vocab_size
+        self.regular = torch.ones(vocab_size, dtype=torch.bool)
+        self.regular[sorted({int(i) for i in special_ids})] = False
+        self.regular_ids = self.regular.nonzero().squeeze(1)  # (N,)
+        self.n = int(self.regular_ids.numel())
+        if self.n < 2:
+            raise ValueError(f"{type(self).__name__} needs at least 2 regular tokens, got {self.n}")
+        self._on_device: dict[torch.device, dict[str, torch.Tensor]] = {}
+
+    def tables(self) -> dict[str, torch.Tensor]:
+        bias = torch.zeros(self.vocab_size).masked_fill(~self.regular, float("-inf"))
+        return {"regular": self.regular, "regular_ids": self.regular_ids, "bias": bias}
+
+    def on(self, device) -> dict[str, torch.Tensor]:
+        device = torch.device(device)
+        if device not in self._on_device:
+            self._on_device[device] = {k: v.to(device) for k, v in self.tables().items()}
+        return self._on_device[device]

@@ -24,7 +24,7 @@ from collections.abc import Iterable
 import torch
 import torch.nn.functional as F
 
-from textdiffusion.processes.base import ContinuousTimeProcess, filter_logits, normal
+from textdiffusion.processes.base import TokenNoiseProcess, filter_logits, normal
 from textdiffusion.processes.schedules import Schedule
 
 LOG_SNR_MAX, LOG_SNR_MIN = 9.0, -9.0  # sigma(0) ~ 0.011 on codes 2 apart; a(1) ~ 1.2e-4
@@ -35,7 +35,7 @@ def analog_bits(vocab_size: int) -> int:
     return max(1, math.ceil(math.log2(vocab_size)))
 
 
-class GaussianProcess(ContinuousTimeProcess):
+class GaussianProcess(TokenNoiseProcess):
     """Gaussian diffusion of the analog-bit codes of token ids; parameter-free and device-agnostic.
 
     Args:
@@ -55,24 +55,19 @@ class GaussianProcess(ContinuousTimeProcess):
         t_min: float = 1e-3,
         antithetic: bool = True,
     ) -> None:
-        super().__init__(schedule, t_min=t_min, antithetic=antithetic)
-        self.vocab_size = vocab_size
+        super().__init__(
+            schedule,
+            vocab_size=vocab_size,
+            special_ids=special_ids,
+            t_min=t_min,
+            antithetic=antithetic,
+        )
         self.dim = analog_bits(vocab_size)
         ids = torch.arange(vocab_size)
         self.codes = ((ids[:, None] >> torch.arange(self.dim)) & 1).float() * 2 - 1  # (V, K)
-        self.regular = torch.ones(vocab_size, dtype=torch.bool)
-        self.regular[sorted(set(int(i) for i in special_ids))] = False
-        if int(self.regular.sum()) < 2:
-            raise ValueError("Gaussian diffusion needs at least 2 regular tokens")
-        self._tables: dict[torch.device, tuple[torch.Tensor, ...]] = {}
 
-    def _on(self, device) -> tuple[torch.Tensor, torch.Tensor]:
-        """(codes (V, K), logit bias (V,): -inf at special ids) on `device`, made there once."""
-        device = torch.device(device)
-        if device not in self._tables:
-            bias = torch.zeros(self.vocab_size).masked_fill(~self.regular, float("-inf"))
-            self._tables[device] = (self.codes.to(device), bias.to(device))
-        return self._tables[device]
+    def tables(self) -> dict[str, torch.Tensor]:
+        return {**super().tables(), "codes": self.codes}
 
     def log_snr(self, t: torch.Tensor) -> torch.Tensor:
         return LOG_SNR_MAX - (LOG_SNR_MAX - LOG_SNR_MIN) * t
@@ -83,11 +78,12 @@ class GaussianProcess(ContinuousTimeProcess):
 
     def encode(self, ids: torch.Tensor) -> torch.Tensor:
         """The codes (..., K) of token ids (...)."""
-        return self._on(ids.device)[0][ids]
+        return self.on(ids.device)["codes"][ids]
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """The regular token whose code is nearest to each z (..., K): ids (...)."""
-        codes, bias = self._on(z.device)
+        tables = self.on(z.device)
+        codes, bias = tables["codes"], tables["bias"]
         return (z.float() @ codes.T + bias).argmax(
             -1
         )  # |c|^2 = K for every code: nearest = largest dot product
@@ -112,7 +108,8 @@ class GaussianProcess(ContinuousTimeProcess):
 
     def predict(self, logits: torch.Tensor, *, temperature: float = 1.0, top_p: float = 1.0):
         """c_hat (..., K) float32: the code expected under x0_hat."""
-        codes, bias = self._on(logits.device)
+        tables = self.on(logits.device)
+        codes, bias = tables["codes"], tables["bias"]
         probs = filter_logits(logits.float() + bias, temperature=temperature, top_p=top_p)
         return probs @ codes
 
@@ -133,11 +130,12 @@ class GaussianProcess(ContinuousTimeProcess):
         t = torch.zeros(x0.shape[0], device=x0.device)
         z = self.q_sample(x0, t, generator=generator)
         a = self.alpha(t)[:, None, None]
-        codes, bias = self._on(x0.device)
+        tables = self.on(x0.device)
+        codes, bias = tables["codes"], tables["bias"]
         # log N(z; sqrt(a) c_v, (1 - a) I) up to a constant shared by all v: sqrt(a) z.c_v / (1 - a)
         scores = a.sqrt() * (z @ codes.T) / (1.0 - a) + bias
         decoder = -F.log_softmax(scores, dim=-1).gather(-1, x0.unsqueeze(-1)).squeeze(-1)
-        decoder = torch.where(self.regular.to(x0.device)[x0], decoder, torch.zeros_like(decoder))
+        decoder = torch.where(tables["regular"][x0], decoder, torch.zeros_like(decoder))
         a_1 = torch.sigmoid(torch.tensor(LOG_SNR_MIN, dtype=torch.float64))
         prior = 0.5 * self.dim * float(-torch.log1p(-a_1))  # |c|^2 = K for every code
         return decoder + prior

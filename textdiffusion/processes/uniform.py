@@ -16,23 +16,20 @@ Reverse:  x_s ~ q(x_s | x_t, x0_hat) ∝ [beta [x_s = x_t] + (1 - beta) / N] [al
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 import torch
 import torch.nn.functional as F
 
 from textdiffusion.processes.base import (
-    ContinuousTimeProcess,
+    TokenNoiseProcess,
     filter_logits,
     sample_categorical,
     uniform,
 )
-from textdiffusion.processes.schedules import Schedule
 
 ALPHA_FLOOR = 1e-6  # alpha is kept in [floor, 1 - floor] where it is divided by or logged
 
 
-class UniformProcess(ContinuousTimeProcess):
+class UniformProcess(TokenNoiseProcess):
     """Uniform-noise forward process over token ids; parameter-free and device-agnostic.
 
     Args:
@@ -42,37 +39,6 @@ class UniformProcess(ContinuousTimeProcess):
         t_min: smallest training time.
         antithetic: stratify a batch's times over [t_min, 1].
     """
-
-    def __init__(
-        self,
-        schedule: Schedule,
-        *,
-        vocab_size: int,
-        special_ids: Iterable[int] = (),
-        t_min: float = 1e-3,
-        antithetic: bool = True,
-    ) -> None:
-        super().__init__(schedule, t_min=t_min, antithetic=antithetic)
-        self.vocab_size = vocab_size
-        self.special_ids = sorted(set(int(i) for i in special_ids))
-        self.regular = torch.ones(vocab_size, dtype=torch.bool)
-        self.regular[self.special_ids] = False
-        self.regular_ids = self.regular.nonzero().squeeze(1)  # (N,)
-        self.n = int(self.regular_ids.numel())
-        if self.n < 2:
-            raise ValueError(f"uniform noise needs at least 2 regular tokens, got {self.n}")
-        self._tables: dict[torch.device, tuple[torch.Tensor, ...]] = {}
-
-    def _on(self, device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(regular mask (V,), regular ids (N,), logit bias (V,): -inf at special ids) on `device`, made there once
-        (no host-device copy per step)."""
-        device = torch.device(device)
-        if device not in self._tables:
-            bias = torch.zeros(self.vocab_size).masked_fill(~self.regular, float("-inf"))
-            self._tables[device] = tuple(
-                x.to(device) for x in (self.regular, self.regular_ids, bias)
-            )
-        return self._tables[device]
 
     def sigma(self, t: torch.Tensor) -> torch.Tensor:
         """Jump rate -alpha'/alpha = w(t) (1 - alpha) / alpha, with w the masked ELBO weight -alpha'/(1 - alpha)."""
@@ -85,7 +51,7 @@ class UniformProcess(ContinuousTimeProcess):
         """Regular token ids drawn uniformly (from float64 uniforms, so the draw does not depend on the device)."""
         u = uniform(shape, device=device, generator=generator, dtype=torch.float64)
         index = (u * self.n).long().clamp_(max=self.n - 1)
-        return self._on(device)[1][index]
+        return self.on(device)["regular_ids"][index]
 
     def q_sample(
         self, x0: torch.Tensor, t: torch.Tensor, *, generator: torch.Generator | None = None
@@ -93,7 +59,7 @@ class UniformProcess(ContinuousTimeProcess):
         """Replace each token of `x0` (B, L) by a uniformly drawn regular token with probability 1 - alpha(t)."""
         u = uniform(x0.shape, device=x0.device, generator=generator)
         noise = self._random_tokens(x0.shape, device=x0.device, generator=generator)
-        resample = (u < (1.0 - self.alpha(t))[:, None]) & self._on(x0.device)[0][x0]
+        resample = (u < (1.0 - self.alpha(t))[:, None]) & self.on(x0.device)["regular"][x0]
         return torch.where(resample, noise, x0)
 
     def prior(
@@ -108,7 +74,7 @@ class UniformProcess(ContinuousTimeProcess):
 
     def log_probs(self, logits: torch.Tensor) -> torch.Tensor:
         """log x0_hat (..., V) in float32: the special tokens get probability zero."""
-        return F.log_softmax(logits.float() + self._on(logits.device)[2], dim=-1)
+        return F.log_softmax(logits.float() + self.on(logits.device)["bias"], dim=-1)
 
     def loss(
         self, logits: torch.Tensor, x0: torch.Tensor, xt: torch.Tensor, t: torch.Tensor
@@ -118,7 +84,7 @@ class UniformProcess(ContinuousTimeProcess):
         Written as r_j (expm1(y_j) - y_j), y_j = log s_j - log r_j, which has no cancellation when s ~ r (late
         times, where sigma is large and both ratios are close to 1). Positions holding a special token score 0.
         """
-        regular = self._on(logits.device)[0]
+        regular = self.on(logits.device)["regular"]
         alpha = self.alpha(t).clamp(ALPHA_FLOOR, 1.0 - ALPHA_FLOOR)[:, None, None]  # (B, 1, 1)
         log_noise = torch.log((1.0 - alpha) / self.n)  # log((1 - alpha) / N)
         # log q_t(j | x0_hat) and log q_t(j | x0) for every j: (B, L, V)
@@ -140,7 +106,7 @@ class UniformProcess(ContinuousTimeProcess):
     ) -> torch.Tensor:
         """x0_hat after temperature and nucleus filtering (..., V), float32; special tokens get zero."""
         return filter_logits(
-            logits.float() + self._on(logits.device)[2], temperature=temperature, top_p=top_p
+            logits.float() + self.on(logits.device)["bias"], temperature=temperature, top_p=top_p
         )
 
     def reverse_step(
@@ -161,11 +127,11 @@ class UniformProcess(ContinuousTimeProcess):
         alpha_t, alpha_s = self.alpha(t)[:, None, None], self.alpha(s)[:, None, None]
         beta = alpha_t / alpha_s.clamp(min=ALPHA_FLOOR)  # (B, 1, 1)
         x0_hat = self.probs(logits, temperature=temperature, top_p=top_p).double()
-        marginal = alpha_s * x0_hat + (1.0 - alpha_s) / self.n * self._on(logits.device)[0]
+        marginal = alpha_s * x0_hat + (1.0 - alpha_s) / self.n * self.on(logits.device)["regular"]
         stay = F.one_hot(xt, logits.shape[-1]).double()
         posterior = marginal * ((1.0 - beta) / self.n + beta * stay)  # (B, L, V) unnormalised
         xs = sample_categorical(posterior, generator=generator)
-        return torch.where(self._on(xt.device)[0][xt], xs, xt)
+        return torch.where(self.on(xt.device)["regular"][xt], xs, xt)
 
     def __repr__(self) -> str:
         return f"UniformProcess(schedule={self.schedule!r}, regular tokens={self.n}, t_min={self.t_min})"
