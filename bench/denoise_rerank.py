@@ -29,8 +29,8 @@ import tyro
 from textdiffusion.evaluation.correction import (
     WORD_LISTS,
     SymSpellCorrector,
-    _spread,
     load_word_list,
+    spread,
 )
 from textdiffusion.pipelines.denoise import DenoisePipeline
 
@@ -54,30 +54,28 @@ class RerankArgs:
 def main(args: RerankArgs) -> dict:
     pipe = DenoisePipeline.from_pretrained(args.model, device=args.device)
     speller = SymSpellCorrector()
-    from symspellpy import Verbosity
-
-    counts = speller._symspell.words  # term -> count of the bundled dictionary
     rows = {}
     for name in args.lists:
         words = load_word_list(args.data_dir, name)
-        pairs = _spread(list(zip(words.wrong, words.right)), args.limit)
+        pairs = spread(list(zip(words.wrong, words.right)), args.limit)
         start = time.perf_counter()
         sources, cands, owner = [], [], []
         for i, (wrong, _) in enumerate(pairs):
-            found = speller._symspell.lookup(wrong.lower(), Verbosity.ALL, 2)[: args.candidates]
-            for suggestion in found:
+            for term, count in speller.candidates(wrong, args.candidates):
                 sources.append(wrong)
-                cands.append(suggestion.term)
+                cands.append((term, count))
                 owner.append(i)
-        nll, _ = pipe.conditional_nll(sources, cands, samples=args.samples, batch_size=256)
-        ranked: dict[int, list[tuple[str, float]]] = {}
-        for i, cand, value in zip(owner, cands, nll):
-            ranked.setdefault(i, []).append((cand, value))
+        nll, _ = pipe.conditional_nll(
+            sources, [c[0] for c in cands], samples=args.samples, batch_size=256
+        )
+        ranked: dict[int, list[tuple[str, float, int]]] = {}
+        for i, (term, count), value in zip(owner, cands, nll):
+            ranked.setdefault(i, []).append((term, value, count))
 
         rows[name] = {
             "n": len(pairs),
             "candidates": len(cands),
-            **score(ranked, [right.lower() for _, right in pairs], counts),
+            **score(ranked, [right.lower() for _, right in pairs]),
             "seconds": time.perf_counter() - start,
         }
         print(name, json.dumps(rows[name]), flush=True)
@@ -87,18 +85,15 @@ def main(args: RerankArgs) -> dict:
     return result
 
 
-def score(
-    ranked: dict[int, list[tuple[str, float]]], right: list[str], counts: dict
-) -> dict[str, float]:
-    """Top-1 accuracy of each way to pick from item i's (candidate, nll) list `ranked[i]`, in symspell's order."""
+def score(ranked: dict[int, list[tuple[str, float, int]]], right: list[str]) -> dict[str, float]:
+    """Top-1 accuracy of each way to pick from item i's (candidate, nll, count) list `ranked[i]`, in symspell's
+    order."""
     picks = {
         "symspell": lambda c: c[0][0],
         "model": lambda c: min(c, key=lambda x: x[1])[0],
-        "model + prior": lambda c: min(c, key=lambda x: x[1] - 0.5 * math.log(counts.get(x[0], 1)))[
-            0
-        ],
+        "model + prior": lambda c: min(c, key=lambda x: x[1] - 0.5 * math.log(x[2]))[0],
     }
-    out = {"covered": sum(any(w == r for w, _ in ranked.get(i, [])) for i, r in enumerate(right))}
+    out = {"covered": sum(any(c[0] == r for c in ranked.get(i, [])) for i, r in enumerate(right))}
     for key, pick in picks.items():
         out[key] = sum(i in ranked and pick(ranked[i]) == r for i, r in enumerate(right))
     return {key: hits / len(right) for key, hits in out.items()}

@@ -264,7 +264,7 @@ class SymSpellCorrector(IdentityCorrector):
         except ImportError as exc:
             raise ImportError(f"SymSpellCorrector needs symspellpy: {_BENCH_HINT}") from exc
         self.max_edit_distance = max_edit_distance
-        self._top = Verbosity.TOP
+        self._top, self._all = Verbosity.TOP, Verbosity.ALL
         self._symspell = SymSpell(max_dictionary_edit_distance=max_edit_distance, prefix_length=7)
         bundled = files("symspellpy") / "frequency_dictionary_en_82_765.txt"
         with (Path(dictionary) if dictionary else bundled).open(encoding="utf-8") as handle:
@@ -273,6 +273,12 @@ class SymSpellCorrector(IdentityCorrector):
     def fix(self, word: str) -> str:
         found = self._symspell.lookup(word.lower(), self._top, self.max_edit_distance)
         return _recase(word, found[0].term) if found else word
+
+    def candidates(self, word: str, limit: int) -> list[tuple[str, int]]:
+        """Up to `limit` dictionary words within the edit distance of `word`, with their counts, in symspell's order
+        (distance, then count)."""
+        found = self._symspell.lookup(word.lower(), self._all, self.max_edit_distance)
+        return [(s.term, s.count) for s in found[:limit]]
 
 
 class PySpellCorrector(IdentityCorrector):
@@ -302,7 +308,7 @@ def _timed(fn, items: list[str]) -> tuple[list[str], float]:
     return output, time.perf_counter() - start
 
 
-def _spread(items: list, limit: int | None) -> list:
+def spread(items: list, limit: int | None) -> list:
     """`limit` items spread evenly over the list (the lists are sorted by target, so a prefix would be biased)."""
     if limit is None or limit >= len(items):
         return list(items)
@@ -335,8 +341,8 @@ def evaluate_corrector(
     result: dict = {"name": getattr(corrector, "name", "corrector"), "words": {}, "sentences": {}}
     for list_name in lists:
         pairs = load_word_list(data_dir, list_name)
-        wrong, right = _spread(pairs.wrong, limit), _spread(pairs.right, limit)
-        correct = _spread(correct_words_of(pairs), limit)
+        wrong, right = spread(pairs.wrong, limit), spread(pairs.right, limit)
+        correct = spread(correct_words_of(pairs), limit)
         outputs, seconds = _timed(
             corrector.correct_words, wrong + correct
         )  # one call: batching models
@@ -350,7 +356,7 @@ def evaluate_corrector(
         }
     for split in splits:
         data = read_jfleg(data_dir, split)
-        sources, references = _spread(data.sources, limit), _spread(data.references, limit)
+        sources, references = spread(data.sources, limit), spread(data.references, limit)
         hypotheses, seconds = _timed(corrector.correct_sentences, sources)
         hypotheses = [" ".join(h.split()) for h in hypotheses]  # the scorers read whitespace tokens
         result["sentences"][data.name] = {

@@ -144,9 +144,8 @@ def _time_stratified_nll(
         idx = window_index[start : start + batch_size]
         t = times[start : start + batch_size].to(device)
         xb, vb = x0[idx].to(device), valid[idx].to(device)
-        xt = process.q_sample(
-            xb, t, generator=generator
-        )  # padding: masked out of attention and of the sum
+        # padding is noised too, then hidden from attention and left out of the sum
+        xt = process.q_sample(xb, t, generator=generator)
         c = None if cond is None else cond.index(idx.to(device))
         logits = model(xt, t, cond=c, attention_mask=None if bool(vb.all()) else vb)
         terms = process.loss(logits, xb, xt, t).double()  # (b, L)
@@ -223,9 +222,7 @@ def evaluate_text(
     stderr = 0.0 if var is None else math.sqrt(float(var.sum())) / n_chars / LN2
     return NLLResult(
         nll_per_token=nll / n_tokens,
-        perplexity_bound=math.exp(
-            min(nll / n_tokens, 700.0)
-        ),  # an untrained model may score e^(10^4)
+        perplexity_bound=math.exp(min(nll / n_tokens, 700.0)),  # untrained: up to e^(10^4)
         bits_per_char=nll / n_chars / LN2,
         n_tokens=n_tokens,
         n_chars=n_chars,

@@ -64,9 +64,8 @@ class DiffusionTransformer(nn.Module):
             )
         self.config = config
         self.embed = nn.Embedding(config.vocab_size, config.dim)
-        if (
-            config.input_dim
-        ):  # continuous x_t (B, L, input_dim); a conditioning prefix still comes as ids
+        # continuous x_t (B, L, input_dim); a conditioning prefix still comes as ids
+        if config.input_dim:
             self.input_proj = nn.Linear(config.input_dim, config.dim)
         self.segment = nn.Embedding(2, config.dim)  # 0: conditioning prefix, 1: target
         if config.time_conditioning:

@@ -28,6 +28,8 @@ from textdiffusion.processes.base import TokenNoiseProcess, filter_logits, norma
 from textdiffusion.processes.schedules import Schedule
 
 LOG_SNR_MAX, LOG_SNR_MIN = 9.0, -9.0  # sigma(0) ~ 0.011 on codes 2 apart; a(1) ~ 1.2e-4
+# KL(N(sqrt(a) c, (1 - a)) || N(0, 1)) per code dimension at t = 1, with c^2 = 1: -log(1 - a(1)) / 2
+PRIOR_KL_PER_DIM = -0.5 * math.log1p(-1.0 / (1.0 + math.exp(-LOG_SNR_MIN)))
 
 
 def analog_bits(vocab_size: int) -> int:
@@ -84,9 +86,8 @@ class GaussianProcess(TokenNoiseProcess):
         """The regular token whose code is nearest to each z (..., K): ids (...)."""
         tables = self.on(z.device)
         codes, bias = tables["codes"], tables["bias"]
-        return (z.float() @ codes.T + bias).argmax(
-            -1
-        )  # |c|^2 = K for every code: nearest = largest dot product
+        # |c|^2 = K for every code: the nearest is the one with the largest dot product
+        return (z.float() @ codes.T + bias).argmax(-1)
 
     def q_sample(
         self, x0: torch.Tensor, t: torch.Tensor, *, generator: torch.Generator | None = None
@@ -136,9 +137,7 @@ class GaussianProcess(TokenNoiseProcess):
         scores = a.sqrt() * (z @ codes.T) / (1.0 - a) + bias
         decoder = -F.log_softmax(scores, dim=-1).gather(-1, x0.unsqueeze(-1)).squeeze(-1)
         decoder = torch.where(tables["regular"][x0], decoder, torch.zeros_like(decoder))
-        a_1 = torch.sigmoid(torch.tensor(LOG_SNR_MIN, dtype=torch.float64))
-        prior = 0.5 * self.dim * float(-torch.log1p(-a_1))  # |c|^2 = K for every code
-        return decoder + prior
+        return decoder + self.dim * PRIOR_KL_PER_DIM
 
     def reverse_step(
         self,
@@ -154,9 +153,8 @@ class GaussianProcess(TokenNoiseProcess):
         """z_t -> z_s ~ q(z_s | z_t, c_hat) (B, L, K); at s = 0 the mean c_hat itself (the last step goes to the
         noiseless end, one step past a(0) < 1)."""
         a_t = self.alpha(t)[:, None, None]
-        a_s = torch.where(s > 0, self.alpha(s), torch.ones_like(s))[
-            :, None, None
-        ]  # s = 0: the clean end
+        a_s = torch.where(s > 0, self.alpha(s), torch.ones_like(s))  # s = 0: the clean end
+        a_s = a_s[:, None, None]
         var_t, var_s = 1.0 - a_t, 1.0 - a_s
         ratio = a_t / a_s  # alpha_{t|s}^2
         var_ts = var_t - ratio * var_s  # sigma_{t|s}^2

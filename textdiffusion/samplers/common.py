@@ -42,10 +42,8 @@ def initial_state(
     else:
         t = torch.full((shape[0],), t_start, device=device)
         xt = process.q_sample(x_init, t, generator=generator)
-    if x_init is not None and hasattr(
-        process, "encode"
-    ):  # a continuous state: fixed positions hold codes
-        x_init = process.encode(x_init)
+    if x_init is not None and hasattr(process, "encode"):
+        x_init = process.encode(x_init)  # a continuous state: fixed positions hold codes
     return keep_fixed(xt, x_init, fixed), x_init, fixed
 
 

@@ -131,15 +131,14 @@ class Trainer(CheckpointState):
             )
             if config.objective == "ar":
                 model_config = dataclasses.replace(model_config, causal=True)
-            if (
-                process or ProcessConfig()
-            ).name == "gaussian":  # the network reads the codes of the ids
+            process = process or ProcessConfig()
+            if process.name == "gaussian":  # the network reads the codes of the ids
                 model_config = dataclasses.replace(
                     model_config, input_dim=analog_bits(self.tokenizer.vocab_size)
                 )
             ckpt = CheckpointConfig(
                 model=model_config,
-                process=process or ProcessConfig(),
+                process=process,
                 sample=sample or SampleConfig(),
                 objective=config.objective,
                 task=task,
