@@ -9,8 +9,10 @@ ELBO given the misspelling (`DenoisePipeline.conditional_nll`, the same masks fo
   this half power restores the full frequency prior (Bayes' rule with the training prior divided out);
 - `symspell`: symspell's own first candidate (smallest distance, then most frequent), the baseline of issue 5.
 
-A misspelling without any candidate counts as a miss for all three, so `covered` caps them. This is a diagnostic,
-not a corrector: `textdiffusion denoise` generates its output and does not need a dictionary.
+A misspelling without any candidate counts as a miss for all three, so `covered` caps them. This diagnostic scores
+every candidate once, with independent masks; the corrector built on it, `DenoisePipeline.choose_words` (the default
+`--lexicon english` of `textdiffusion denoise`), screens the candidates and rescores a shortlist with common random
+numbers.
 
     pip install 'textdiffusion[bench]'
     python bench/denoise_rerank.py --limit 100              # 6 lists x 100 items, about 8 minutes on 2 CPU cores
@@ -61,7 +63,7 @@ def main(args: RerankArgs) -> dict:
         start = time.perf_counter()
         sources, cands, owner = [], [], []
         for i, (wrong, _) in enumerate(pairs):
-            for term, count in speller.candidates(wrong, args.candidates):
+            for term, count in speller.lexicon.candidates(wrong, args.candidates):
                 sources.append(wrong)
                 cands.append((term, count))
                 owner.append(i)

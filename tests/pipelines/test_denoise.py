@@ -128,3 +128,87 @@ def test_guard_keeps_only_changes_the_model_prefers_to_the_input(denoiser_dir):
     for i, ok in zip(changed, verdicts):
         assert guarded[i] == (free[i] if ok else pieces[i])
     assert all(g == p for i, (g, p) in enumerate(zip(guarded, pieces)) if i not in changed)
+
+
+@pytest.fixture(scope="module")
+def lexicon(tmp_path_factory):
+    from textdiffusion.data.lexicon import Lexicon
+
+    path = tmp_path_factory.mktemp("lex") / "words.txt"
+    counts = {
+        "the": 10**6,
+        "quick": 10**9,
+        "quack": 10,
+        "brown": 500,
+        "fox": 400,
+        "dog": 300,
+        "lazy": 200,
+    }
+    path.write_text("".join(f"{w} {c}\n" for w, c in counts.items()))
+    return Lexicon(path)
+
+
+def test_lexicon_mode_changes_only_unknown_words(denoiser_dir, lexicon):
+    pipe = DenoisePipeline.from_pretrained(denoiser_dir)
+    lines = [
+        "Teh quikc brown fox.",
+        "  the lazy dog  ",  # all known: byte-identical
+        "TV, Zoë's café, 42nd, don't",  # acronyms, non-ASCII, digits, contractions: never checked
+        "",
+        "the quick brown fox " * 30,  # long lines need no chunking: words are corrected one by one
+        "zzzzzzzz fox",  # no candidate: kept
+    ]
+    out = pipe(lines, lexicon=lexicon)
+    assert out.texts[1:] == lines[1:] and out.changed[1:] == [False] * 5
+    # an untrained model cannot tell "quick" from "quack": the prior (10^9 vs 10) decides; "Teh" keeps its case
+    assert out.texts[0] == "The quick brown fox." and out.changed[0]
+    assert out.network_calls > 0
+
+
+def test_choose_words_is_the_model_score_minus_the_prior(denoiser_dir, lexicon):
+    import math
+
+    pipe = DenoisePipeline.from_pretrained(denoiser_dir)
+    words = ["quikc", "quck", "fx"]  # two candidates (quick, quack), two, and one
+    sources, outputs, counts = [], [], []
+    for word in words:
+        for term, count in lexicon.candidates(word, 20):
+            sources.append(word)
+            outputs.append(term)
+            counts.append(count)
+    nll, calls = pipe.conditional_nll(sources, outputs, samples=4, batch_size=8)
+    best = {}
+    for word in words:
+        scores = {
+            o: v - 0.5 * math.log(c)
+            for s, o, c, v in zip(sources, outputs, counts, nll)
+            if s == word
+        }
+        best[word] = min(scores, key=scores.get)
+    # screening with 4 samples and keeping one candidate per word: the second round has nothing to choose
+    chosen, more = pipe.choose_words(words, lexicon, screen=4, shortlist=1, batch_size=8)
+    assert (
+        chosen == [best[w] for w in words] and 0 < more < calls
+    )  # a lone candidate needs no score
+    # keeping all: the second round rescores every candidate, with the same draws when the sample counts agree
+    again, twice = pipe.choose_words(
+        words, lexicon, screen=4, shortlist=20, samples=4, batch_size=8
+    )
+    assert again == chosen and twice == 2 * more
+
+
+def test_conditional_nll_draws_its_masks_from_the_source(denoiser_dir):
+    """Common random numbers: the same (source, output) scores the same in any batch, position or call."""
+    pipe = DenoisePipeline.from_pretrained(denoiser_dir)
+    with torch.no_grad():  # sharper predictions than at initialisation, so that the masks matter
+        for p in pipe.model.parameters():
+            p.mul_(8)
+    a, _ = pipe.conditional_nll(
+        ["fox", "the lazy dog", "fox"], ["fox", "the lazy dog", "fix"], batch_size=2
+    )
+    b, _ = pipe.conditional_nll(["the lazy dog", "fox"], ["the lazy dog", "fox"], batch_size=8)
+    assert a[0] == pytest.approx(b[1], rel=1e-5) and a[1] == pytest.approx(b[0], rel=1e-5)
+    c, _ = pipe.conditional_nll(
+        ["the lazy dog"], ["the lazy dog"], seed=1
+    )  # another seed: other masks
+    assert c[0] != pytest.approx(a[1], rel=1e-3)

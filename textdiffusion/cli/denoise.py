@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import sys
 
 import tyro
@@ -25,12 +26,33 @@ class DenoiseArgs(SamplingArgs):
     guard: bool = True
     """Keep a change only where the model finds it more likely than the input left as it is (fewer correct words
     changed, at some cost in corrections; about twice the network calls)."""
+    lexicon: str = "english"
+    """Lexicon-guided correction: only words unknown to this lexicon change, each to the known word the model finds
+    most likely ('english': symspellpy's bundled 82,765-word list; or a `word count` file). 'none': the model
+    generates whole lines (spelling and grammar; --steps, --show and --guard apply to this mode)."""
+
+
+def load_lexicon(spec: str):
+    """The `Lexicon` named by a --lexicon value, or None for 'none'."""
+    from textdiffusion.cli.common import CLIError
+    from textdiffusion.data.corpus import DataError
+    from textdiffusion.data.lexicon import Lexicon
+
+    if spec.lower() == "none":
+        return None
+    if spec.lower() != "english" and not os.path.isfile(spec):
+        raise CLIError(
+            f"--lexicon {spec}: no such file (give 'english', 'none' or a 'word count' file)"
+        )
+    try:
+        return Lexicon(None if spec.lower() == "english" else spec)
+    except DataError as exc:
+        raise CLIError(f"--lexicon {spec}: {exc}") from None
 
 
 def denoise(args: DenoiseArgs) -> None:
     """Correct spelling and grammar: noisy text in, clean text out."""
     import json
-    import os
     from pathlib import Path
 
     from textdiffusion.cli.common import CLIError
@@ -44,6 +66,7 @@ def denoise(args: DenoiseArgs) -> None:
     pipe = _load(DenoisePipeline, args)
     sampling = {k: v for k, v in _sampling(args).items() if k != "top_p"}
     sampling["guard"] = args.guard
+    sampling["lexicon"] = load_lexicon(args.lexicon)
     if args.file:
         try:
             raw = Path(args.file).read_bytes()
@@ -72,6 +95,11 @@ def denoise(args: DenoiseArgs) -> None:
         changed = sum(out.changed)
         print(f"[{changed} of {len(lines)} lines changed in {out.seconds:.1f} s]", file=sys.stderr)
         return
+    if args.show and sampling["lexicon"] is not None:
+        print(
+            "note: --show animates generation; --lexicon chooses words instead (--lexicon none)",
+            file=sys.stderr,
+        )
     view = RefinementView(pipe.tokenizer, enabled=args.show)
     try:
         with view:

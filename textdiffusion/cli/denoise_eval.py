@@ -38,6 +38,8 @@ class EvalDenoiseArgs:
     """Keep a change only where the model finds it more likely than the input left as it is."""
     seed: int = 0
     """Random seed of the model's sampler."""
+    lexicon: str = "english"
+    """The model's lexicon, as `textdiffusion denoise --lexicon` takes it ('none': generate whole lines)."""
     device: str = "auto"
     """cpu, cuda or auto."""
     json: bool = False
@@ -79,7 +81,10 @@ def _load_model(args: EvalDenoiseArgs):
             file=sys.stderr,
         )
         return None
+    from textdiffusion.cli.denoise import load_lexicon
+
     options = dict(steps=args.steps, batch_size=args.batch_size, seed=args.seed, guard=args.guard)
+    options["lexicon"] = load_lexicon(args.lexicon)
     name = args.model.rstrip("/").rsplit("/", 1)[-1]  # a folder or hub id: its last part
     return _Configured(pipeline, name, **options)
 

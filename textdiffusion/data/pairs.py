@@ -21,6 +21,10 @@ import numpy as np
 from textdiffusion.data.corpus import DataError
 from textdiffusion.data.corruption import WORD_RE, Corruptor
 
+WORD_SAMPLING_POWER = 0.5
+"""Single-word pairs draw their word with probability proportional to count**WORD_SAMPLING_POWER: rare words are
+seen more often than in text (and a lexicon-guided corrector divides this prior back out)."""
+
 SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'A-Z(])")
 
 
@@ -214,8 +218,8 @@ class CorruptionPairStream:
         tokenized_rate: share of sentences given tokenised spacing first (`split_tokens`), so that the model
             keeps the spacing of tokenised text.
         word_counts: the single words to draw, with their counts (default: the words of `sentences` seen at least
-            twice); a word is drawn with probability proportional to the square root of its count, so that rare
-            words are learnt too.
+            twice); a word is drawn with probability proportional to count**WORD_SAMPLING_POWER (the square
+            root), so that rare words are learnt too.
         max_tokens: the model's context; a pair whose source and target would not fit becomes a copy.
     """
 
@@ -245,7 +249,7 @@ class CorruptionPairStream:
             counts = corpus_word_counts(sentences)
             word_counts = {w: c for w, c in counts.items() if c >= 2 or len(counts) < 1000}
         words = sorted(word_counts)
-        weights = np.sqrt(np.array([word_counts[w] for w in words], dtype=np.float64))
+        weights = np.array([word_counts[w] for w in words], dtype=np.float64) ** WORD_SAMPLING_POWER
         self.plan = _Plan(
             sentences=list(sentences),
             words=words,

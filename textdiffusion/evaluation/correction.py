@@ -21,6 +21,7 @@ from typing import Protocol
 import numpy as np
 
 from textdiffusion.data.corpus import DataError
+from textdiffusion.data.lexicon import Lexicon, recase
 
 WORD_LISTS: dict[str, tuple[str, str, str]] = {  # name: (folder under spelling/, upstream file stem, ext)
     "norvig1": ("norvig", "spell-testset1", ".txt"), "norvig2": ("norvig", "spell-testset2", ".txt"),
@@ -222,15 +223,6 @@ class Corrector(Protocol):
     def correct_sentences(self, lines: list[str]) -> list[str]: ...
 
 
-def _recase(word: str, found: str) -> str:
-    """The lower-case correction `found` of `word`, cased like it (its own casing if unchanged: "iPhone")."""
-    if found == word.lower():
-        return word
-    if word.isupper() and len(word) > 1:
-        return found.upper()
-    return found[:1].upper() + found[1:] if word[:1].isupper() else found
-
-
 class IdentityCorrector:
     """Copy the source: the floor every corrector must beat. Its subclasses, word correctors, override `fix` and
     correct sentences word by word: whitespace tokens made of letters only (punctuation, numbers, "n't" are kept).
@@ -257,28 +249,11 @@ class SymSpellCorrector(IdentityCorrector):
 
     def __init__(self, *, max_edit_distance: int = 2, dictionary: str | Path | None = None) -> None:
         """`dictionary`: a `term count` file to use instead of the bundled one."""
-        try:
-            from importlib.resources import files
-
-            from symspellpy import SymSpell, Verbosity
-        except ImportError as exc:
-            raise ImportError(f"SymSpellCorrector needs symspellpy: {_BENCH_HINT}") from exc
-        self.max_edit_distance = max_edit_distance
-        self._top, self._all = Verbosity.TOP, Verbosity.ALL
-        self._symspell = SymSpell(max_dictionary_edit_distance=max_edit_distance, prefix_length=7)
-        bundled = files("symspellpy") / "frequency_dictionary_en_82_765.txt"
-        with (Path(dictionary) if dictionary else bundled).open(encoding="utf-8") as handle:
-            self._symspell.load_dictionary(handle, term_index=0, count_index=1)
+        self.lexicon = Lexicon(dictionary, max_edit_distance=max_edit_distance)
 
     def fix(self, word: str) -> str:
-        found = self._symspell.lookup(word.lower(), self._top, self.max_edit_distance)
-        return _recase(word, found[0].term) if found else word
-
-    def candidates(self, word: str, limit: int) -> list[tuple[str, int]]:
-        """Up to `limit` dictionary words within the edit distance of `word`, with their counts, in symspell's order
-        (distance, then count)."""
-        found = self._symspell.lookup(word.lower(), self._all, self.max_edit_distance)
-        return [(s.term, s.count) for s in found[:limit]]
+        found = self.lexicon.candidates(word, 1)
+        return recase(word, found[0][0]) if found else word
 
 
 class PySpellCorrector(IdentityCorrector):
@@ -297,7 +272,7 @@ class PySpellCorrector(IdentityCorrector):
     def fix(self, word: str) -> str:
         if " " in word or word.lower() in self._checker:
             return word
-        return _recase(word, self._checker.correction(word.lower()) or word)
+        return recase(word, self._checker.correction(word.lower()) or word)
 
 
 def _timed(fn, items: list[str]) -> tuple[list[str], float]:

@@ -64,6 +64,7 @@ def diffusion_nll(
     batch_size: int = 32,
     generator: torch.Generator | None = None,
     cond=None,
+    noise: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """ELBO of each window (nats), with the count-stratified estimator of the masked process.
 
@@ -74,6 +75,9 @@ def diffusion_nll(
     Args:
         x0: int64 (N, L) windows; valid: bool (N, L) real tokens.
         cond: a `Cond` of N rows (e.g. the source text of a denoiser): then the conditional ELBO of x0 given it.
+        noise: (offsets, scores), the U[0, 1) draws to use instead of the generator's (masked process only):
+            float64 (N, S) offsets within the strata and (N, S, L) position scores (`q_sample_count`). Windows given
+            the same draws are compared with common random numbers.
 
     Returns:
         (mean, var): float64 (N,) estimated ELBO of each window and the (collapsed-strata) variance of that
@@ -94,7 +98,11 @@ def diffusion_nll(
     N = x0.shape[0]
     n_valid = valid.sum(dim=1)  # (N,)
     # stratified counts: k_j = floor((j + u_j) n / S) + 1, j = 0..S-1
-    u = uniform((N, samples), device="cpu", generator=generator, dtype=torch.float64)
+    if noise is None:
+        u = uniform((N, samples), device="cpu", generator=generator, dtype=torch.float64)
+        scores = None
+    else:
+        u, scores = noise[0].cpu(), noise[1].reshape(N * samples, -1)
     strata = (torch.arange(samples, dtype=torch.float64)[None] + u) / samples  # (N, S)
     counts = (strata * n_valid[:, None]).floor().long() + 1  # (N, S) in 1..n
     counts = torch.minimum(counts, n_valid[:, None])
@@ -105,7 +113,8 @@ def diffusion_nll(
         idx = window_index[start : start + batch_size]
         k = flat_counts[start : start + batch_size]
         xb, vb = x0[idx].to(device), valid[idx].to(device)
-        xt = process.q_sample_count(xb, k.to(device), valid=vb, generator=generator)
+        draws = None if scores is None else scores[start : start + batch_size].to(device)
+        xt = process.q_sample_count(xb, k.to(device), valid=vb, generator=generator, scores=draws)
         full = bool(vb.all())
         c = None if cond is None else cond.index(idx.to(device))
         logits = model(xt, None, cond=c, attention_mask=None if full else vb)

@@ -9,12 +9,15 @@ saw (non-English text, stray bytes), and outputs that are not a plausible edit o
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
+import zlib
 from collections.abc import Callable, Sequence
 
 import torch
 
-from textdiffusion.data.pairs import chunk_text, pad_pairs, target_length
+from textdiffusion.data.lexicon import WORD, Lexicon, recase
+from textdiffusion.data.pairs import WORD_SAMPLING_POWER, chunk_text, pad_pairs, target_length
 from textdiffusion.networks import Cond
 from textdiffusion.pipelines.base import DiffusionPipeline, InputError, tokenizer_coverage
 
@@ -164,18 +167,21 @@ class DenoisePipeline(DiffusionPipeline):
         samples: int = 8,
         batch_size: int = 64,
         seed: int = 0,
+        progress: Callable[[int, int], None] | None = None,
     ) -> tuple[list[float], int]:
         """The model's conditional ELBO (nats) of each output given its source, and the network calls made.
 
-        Each batch of `batch_size` pairs draws its masks from a generator seeded with `seed`, so two calls over the
-        same sources compare their outputs with the same masks (common random numbers)."""
+        The masks are drawn from a generator seeded with `seed` and the source text, so pairs with the same source
+        are scored with the same masks whatever the batch, call or order (common random numbers): their ELBOs
+        differ through their outputs, far less through Monte Carlo noise."""
         from textdiffusion.evaluation.elbo import diffusion_nll
 
         scores: list[float] = []
         calls = 0
         rows = max(1, batch_size // samples) * samples  # (text, sample) rows per network call
         for start in range(0, len(sources), batch_size):
-            src = self.tokenizer.encode_batch(list(sources[start : start + batch_size]))
+            texts = list(sources[start : start + batch_size])
+            src = self.tokenizer.encode_batch(texts)
             out = self.tokenizer.encode_batch(list(outputs[start : start + batch_size]))
             batch = pad_pairs(src, out, pad_id=self.tokenizer.pad_id)
             t = {k: torch.from_numpy(v).to(self.device) for k, v in batch.items()}
@@ -186,12 +192,84 @@ class DenoisePipeline(DiffusionPipeline):
                 t["target_mask"],
                 samples=samples,
                 batch_size=rows,
-                generator=torch.Generator().manual_seed(seed),
                 cond=Cond(prefix=t["prefix"], prefix_mask=t["prefix_mask"]),
+                noise=self._source_noise(texts, samples, batch["target_mask"], seed),
+                generator=torch.Generator().manual_seed(seed),
             )
             scores += nll.tolist()
             calls += -(-len(src) * samples // rows)
+            if progress is not None:
+                progress(len(scores), len(sources))
         return scores, calls
+
+    def _source_noise(
+        self, sources: list[str], samples: int, target_mask, seed: int
+    ) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """`diffusion_nll`'s draws for each pair, a function of (seed, source) alone; None where the process draws
+        its own (it has no count form)."""
+        if not hasattr(self.process, "q_sample_count"):
+            return None
+        offsets = torch.empty(len(sources), samples, dtype=torch.float64)
+        scores = torch.full(
+            (len(sources), samples, target_mask.shape[1]), 2.0
+        )  # 2: beyond the target
+        for i, (text, n) in enumerate(zip(sources, target_mask.sum(1).tolist())):
+            key = zlib.crc32(f"{seed}\0{text}".encode("utf-8", errors="surrogatepass"))
+            generator = torch.Generator().manual_seed(
+                key
+            )  # (the CPU generator keeps 32 bits of a seed)
+            offsets[i] = torch.rand(samples, generator=generator, dtype=torch.float64)
+            scores[i, :, :n] = torch.rand(samples, n, generator=generator)
+        return offsets, scores
+
+    def choose_words(
+        self,
+        words: Sequence[str],
+        lexicon: Lexicon,
+        *,
+        candidates: int = 10,
+        samples: int = 32,
+        screen: int = 8,
+        shortlist: int = 4,
+        batch_size: int = 256,
+        seed: int = 0,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> tuple[list[str], int]:
+        """Each word replaced by the lexicon candidate the model finds most likely; returns them and the network calls.
+
+        The candidates are the lexicon's known words within its edit distance of the (lower-cased) word, at most
+        `candidates` of them, nearest first. Each is scored by its conditional ELBO given the word
+        (`conditional_nll`) minus (1 - p) ln(count): the training drew single words in proportion to count^p
+        (p = `WORD_SAMPLING_POWER`), so this restores the lexicon's full frequency prior (Bayes' rule). All are
+        scored with `screen` ELBO samples, the best `shortlist` of each word again with `samples`. The pick is
+        recased like the word; a word without candidates, or too long for the model's context, is kept.
+        """
+        prior = 1.0 - WORD_SAMPLING_POWER
+        pool: dict[int, list[tuple[str, int]]] = {}
+        for i, word in enumerate(words):
+            if 2 * len(word) + 8 <= self.max_len:  # source, candidate and learnt PADs must fit
+                pool[i] = lexicon.candidates(word, candidates)
+        calls = 0
+        for n_samples, keep in ((screen, shortlist), (samples, 1)):
+            pairs = [(i, t, c) for i, found in pool.items() if len(found) > 1 for t, c in found]
+            if not pairs:  # one candidate or none left for every word
+                break
+            nll, more = self.conditional_nll(
+                [words[i].lower() for i, _, _ in pairs],
+                [term for _, term, _ in pairs],
+                samples=n_samples,
+                batch_size=batch_size,
+                seed=seed,
+                progress=progress,
+            )
+            calls += more
+            scored: dict[int, list[tuple[float, str, int]]] = {}
+            for (i, term, count), value in zip(pairs, nll):
+                scored.setdefault(i, []).append((value - prior * math.log(count), term, count))
+            pool.update(
+                {i: [(t, c) for _, t, c in sorted(found)[:keep]] for i, found in scored.items()}
+            )
+        return [recase(w, pool[i][0][0]) if pool.get(i) else w for i, w in enumerate(words)], calls
 
     def prefers_outputs(
         self,
@@ -219,14 +297,52 @@ class DenoisePipeline(DiffusionPipeline):
         batch_size: int = 64,
         seed: int | None = 0,
         progress: Callable[[int, int], None] | None = None,
+        lexicon: Lexicon | None = None,
         **sampling,
     ) -> DenoiseOutput:
-        """Correct each text (a line; newlines inside a text split it into lines corrected one by one)."""
-        single = isinstance(texts, str)
-        texts = [texts] if single else list(texts)
+        """Correct each text (a line; newlines inside a text split it into lines corrected one by one).
+
+        With a `lexicon`, only its unknown words are corrected, each to the lexicon candidate the model finds most
+        likely (`choose_words`); everything else stays byte-identical. Without, the model generates each line's
+        correction (`correct_pieces`, with the `sampling` options)."""
+        texts = [texts] if isinstance(texts, str) else list(texts)
         if not all(isinstance(t, str) for t in texts):
             raise InputError("texts must be strings")
         start = time.perf_counter()
+        if lexicon is not None:
+            outputs, calls = self._correct_unknown_words(
+                texts, lexicon, seed=seed or 0, progress=progress
+            )
+        else:
+            outputs, calls = self._correct_lines(
+                texts, batch_size=batch_size, seed=seed, progress=progress, **sampling
+            )
+        return DenoiseOutput(
+            texts=outputs,
+            changed=[a != b for a, b in zip(outputs, texts)],
+            seconds=time.perf_counter() - start,
+            network_calls=calls,
+        )
+
+    def _correct_unknown_words(
+        self, texts: list[str], lexicon: Lexicon, *, seed: int, progress
+    ) -> tuple[list[str], int]:
+        found = [[m for m in WORD.finditer(text) if lexicon.checks(m.group())] for text in texts]
+        unique = list(dict.fromkeys(m.group() for matches in found for m in matches))
+        fixed, calls = self.choose_words(unique, lexicon, seed=seed, progress=progress)
+        table = dict(zip(unique, fixed))
+        outputs = []
+        for text, matches in zip(texts, found):
+            parts, end = [], 0
+            for m in matches:
+                parts += [text[end : m.start()], table[m.group()]]
+                end = m.end()
+            outputs.append("".join(parts) + text[end:])
+        return outputs, calls
+
+    def _correct_lines(
+        self, texts: list[str], *, batch_size: int, seed: int | None, progress, **sampling
+    ) -> tuple[list[str], int]:
         plans = []  # per text: per line: list of (piece, correct?)
         todo: list[str] = []
         for text in texts:
@@ -245,12 +361,7 @@ class DenoisePipeline(DiffusionPipeline):
         for plan in plans:
             lines = ["".join(table[p] if fix else p for p, fix in line) for line in plan]
             outputs.append("\n".join(lines))
-        return DenoiseOutput(
-            texts=outputs,
-            changed=[a != b for a, b in zip(outputs, texts)],
-            seconds=time.perf_counter() - start,
-            network_calls=calls,
-        )
+        return outputs, calls
 
     def correct_sentences(self, lines: list[str], **kwargs) -> list[str]:
         return self(lines, **kwargs).texts

@@ -53,14 +53,17 @@ class MaskedProcess(ContinuousTimeProcess):
         *,
         valid: torch.Tensor | None = None,
         generator: torch.Generator | None = None,
+        scores: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Mask exactly `count[b]` uniformly chosen valid positions of each row of `x0` (B, L).
+        """Mask exactly `count[b]` uniformly chosen valid positions of each row of `x0` (B, L): the `count[b]` lowest
+        of U[0, 1) `scores` (B, L), drawn from `generator` unless given.
 
         Used by evaluation: integrating the ELBO over t exactly leaves E_{k ~ U{1..n}} [ n/k sum_masked CE ] over the
         number k of masked tokens among n (Ou et al. 2024, "Your absorbing discrete diffusion secretly models the
         conditional distributions of clean data", Prop. 3.3), whose variance is far lower than sampling t.
         """
-        scores = uniform(x0.shape, device=x0.device, generator=generator)
+        if scores is None:
+            scores = uniform(x0.shape, device=x0.device, generator=generator)
         if valid is not None:
             scores = scores.masked_fill(~valid, 2.0)  # invalid positions sort last, never masked
         ranks = scores.argsort(dim=-1).argsort(dim=-1)  # (B, L) rank of each position
