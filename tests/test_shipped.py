@@ -70,3 +70,22 @@ def test_typo_fixer_is_shipped_and_corrects_common_misspellings(monkeypatch):
     assert sum(f == r for f, r in zip(fixed, right)) >= 4, fixed
     clean = ["the", "house", "weather", "The weather is nice today."]
     assert pipe.correct_words(clean, seed=0) == clean
+
+
+def test_typo_fixer_with_the_english_lexicon_ranks_candidates_better_than_their_frequency(
+    monkeypatch,
+):
+    from textdiffusion.data.lexicon import Lexicon
+    from textdiffusion.pipelines.denoise import DenoisePipeline
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    pipe, lexicon = DenoisePipeline.from_pretrained("typo-fixer"), Lexicon()
+    # from Norvig's second test set: symspell's nearest, most frequent word is wrong for each
+    wrong = ["traditionaly", "resoved", "goegraphicaly", "meen", "regined", "financialy"]
+    right = ["traditionally", "resolved", "geographically", "mean", "regained", "financially"]
+    nearest = [lexicon.candidates(w, 1)[0][0] for w in wrong]
+    assert sum(n == r for n, r in zip(nearest, right)) == 0, nearest
+    fixed = pipe.correct_words(wrong, lexicon=lexicon)
+    assert sum(f == r for f, r in zip(fixed, right)) >= 5, fixed
+    clean = ["the", "Weather", "TV", "The weather is nice today."]
+    assert pipe.correct_words(clean, lexicon=lexicon) == clean

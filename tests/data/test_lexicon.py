@@ -54,3 +54,15 @@ def test_bad_lexicon_files(tmp_path):
     empty.write_text("\n")
     with pytest.raises(DataError, match="no 'term count' lines"):
         Lexicon(empty)
+
+
+def test_unknown_words_skip_names_inside_sentences(lexicon):
+    text = "Hous the Diana Krall. Teh cat (Hous) the: Teh hous"
+    assert [m.group() for m in lexicon.unknown_words(text)] == [
+        "Hous",
+        "Teh",
+        "Hous",
+        "Teh",
+        "hous",
+    ]
+    assert [m.start() for m in lexicon.unknown_words("  teh")] == [2]

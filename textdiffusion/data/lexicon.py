@@ -17,6 +17,9 @@ WORD = re.compile(r"(?<![\w'’])(?<!\d-)[A-Za-z]+(?:['’][A-Za-z]+)*(?![\w'’
 """A word that can be checked: ASCII letters, with inner apostrophes, not glued to digits or other letters ("3rd",
 "UTF-8", "Zoë" are not words)."""
 
+SENTENCE_START = set(".!?:;\"'“‘([-–—")
+"""What may come before the first word of a sentence (or a quotation, or a list item)."""
+
 
 class Lexicon:
     """`known(word)`, `count(word)` and `candidates(word, limit)` over a frequency list (lower-case terms)."""
@@ -63,6 +66,19 @@ class Lexicon:
             and "’" not in word
             and not self.known(word)
         )
+
+    def unknown_words(self, text: str) -> list[re.Match]:
+        """The words of `text` that a correction should look at (`checks`), but a capitalised word inside a sentence:
+        that is a name ("Diana Krall"). The first word of the text and of each sentence is looked at."""
+        found = []
+        for match in WORD.finditer(text):
+            i = match.start() - 1
+            while i >= 0 and text[i].isspace():
+                i -= 1
+            inside = i >= 0 and text[i] not in SENTENCE_START
+            if not (inside and match.group()[0].isupper()) and self.checks(match.group()):
+                found.append(match)
+        return found
 
     def candidates(self, word: str, limit: int) -> list[tuple[str, int]]:
         """Up to `limit` known words within the edit distance of `word`, with their counts: nearest first, then most

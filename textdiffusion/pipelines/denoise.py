@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-from textdiffusion.data.lexicon import WORD, Lexicon, recase
+from textdiffusion.data.lexicon import Lexicon, recase
 from textdiffusion.data.pairs import WORD_SAMPLING_POWER, chunk_text, pad_pairs, target_length
 from textdiffusion.networks import Cond
 from textdiffusion.pipelines.base import DiffusionPipeline, InputError, tokenizer_coverage
@@ -327,7 +327,7 @@ class DenoisePipeline(DiffusionPipeline):
     def _correct_unknown_words(
         self, texts: list[str], lexicon: Lexicon, *, seed: int, progress
     ) -> tuple[list[str], int]:
-        found = [[m for m in WORD.finditer(text) if lexicon.checks(m.group())] for text in texts]
+        found = [lexicon.unknown_words(text) for text in texts]
         unique = list(dict.fromkeys(m.group() for matches in found for m in matches))
         fixed, calls = self.choose_words(unique, lexicon, seed=seed, progress=progress)
         table = dict(zip(unique, fixed))
