@@ -43,8 +43,6 @@ class Lexicon:
             raise DataError(f"cannot read the lexicon {source}: {exc}") from None
         if not self._symspell.words:
             raise DataError(f"the lexicon {source} has no 'term count' lines")
-        self.floor = min(self._symspell.words.values())
-        """The smallest count in the list."""
 
     def __len__(self) -> int:
         return len(self._symspell.words)
