@@ -131,3 +131,20 @@ def test_user_errors_are_one_clear_line(tmp_path, corpus_file, trained_dir, caps
     assert exc.value.code == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+def test_lexicon_option_errors(tmp_path):
+    from textdiffusion.cli.common import CLIError
+    from textdiffusion.cli.denoise import load_lexicon
+
+    assert load_lexicon("none") is None
+    with pytest.raises(CLIError, match="no such file"):
+        load_lexicon(str(tmp_path / "missing.txt"))
+    words = tmp_path / "words.txt"
+    words.write_text("house 10\n")
+    with pytest.raises(CLIError, match="must be 1, 2 or 3"):
+        load_lexicon(str(words), 5)
+    assert load_lexicon(str(words), 3).candidates("hxxse", 2) == [("house", 10)]
+    words.write_text("\n")
+    with pytest.raises(CLIError, match="no 'term count' lines"):
+        load_lexicon(str(words))

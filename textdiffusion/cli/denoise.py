@@ -30,9 +30,11 @@ class DenoiseArgs(SamplingArgs):
     """Lexicon-guided correction: only words unknown to this lexicon change, each to the known word the model finds
     most likely ('english': symspellpy's bundled 82,765-word list; or a `word count` file). 'none': the model
     generates whole lines (spelling and grammar; --steps, --show and --guard apply to this mode)."""
+    edit_distance: int = 2
+    """Lexicon candidates lie within this many edits of a word (3 finds more, at several times the cost)."""
 
 
-def load_lexicon(spec: str):
+def load_lexicon(spec: str, edit_distance: int = 2):
     """The `Lexicon` named by a --lexicon value, or None for 'none'."""
     from textdiffusion.cli.common import CLIError
     from textdiffusion.data.corpus import DataError
@@ -44,8 +46,10 @@ def load_lexicon(spec: str):
         raise CLIError(
             f"--lexicon {spec}: no such file (give 'english', 'none' or a 'word count' file)"
         )
+    if not 1 <= edit_distance <= 3:
+        raise CLIError(f"--edit-distance {edit_distance}: must be 1, 2 or 3")
     try:
-        return Lexicon(None if spec.lower() == "english" else spec)
+        return Lexicon(None if spec.lower() == "english" else spec, max_edit_distance=edit_distance)
     except DataError as exc:
         raise CLIError(f"--lexicon {spec}: {exc}") from None
 
@@ -66,7 +70,7 @@ def denoise(args: DenoiseArgs) -> None:
     pipe = _load(DenoisePipeline, args)
     sampling = {k: v for k, v in _sampling(args).items() if k != "top_p"}
     sampling["guard"] = args.guard
-    sampling["lexicon"] = load_lexicon(args.lexicon)
+    sampling["lexicon"] = load_lexicon(args.lexicon, args.edit_distance)
     if args.file:
         try:
             raw = Path(args.file).read_bytes()

@@ -40,6 +40,8 @@ class EvalDenoiseArgs:
     """Random seed of the model's sampler."""
     lexicon: str = "english"
     """The model's lexicon, as `textdiffusion denoise --lexicon` takes it ('none': generate whole lines)."""
+    edit_distance: int = 2
+    """Lexicon candidates lie within this many edits of a word (the baselines keep symspell's 2)."""
     device: str = "auto"
     """cpu, cuda or auto."""
     json: bool = False
@@ -84,7 +86,7 @@ def _load_model(args: EvalDenoiseArgs):
     from textdiffusion.cli.denoise import load_lexicon
 
     options = dict(steps=args.steps, batch_size=args.batch_size, seed=args.seed, guard=args.guard)
-    options["lexicon"] = load_lexicon(args.lexicon)
+    options["lexicon"] = load_lexicon(args.lexicon, args.edit_distance)
     name = args.model.rstrip("/").rsplit("/", 1)[-1]  # a folder or hub id: its last part
     return _Configured(pipeline, name, **options)
 
