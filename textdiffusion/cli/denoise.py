@@ -31,7 +31,7 @@ class DenoiseArgs(SamplingArgs):
     most likely ('english': symspellpy's bundled 82,765-word list; or a `word count` file). 'none': the model
     generates whole lines (spelling and grammar; --steps, --show and --guard apply to this mode)."""
     edit_distance: int = 2
-    """Lexicon candidates lie within this many edits of a word (3 finds more, at several times the cost)."""
+    """Lexicon candidates lie within this many edits of a word (3 finds more words, and is slower)."""
 
 
 def load_lexicon(spec: str, edit_distance: int = 2):
