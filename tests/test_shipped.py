@@ -83,9 +83,14 @@ def test_typo_fixer_with_the_english_lexicon_ranks_candidates_better_than_their_
     # from Norvig's second test set: symspell's nearest, most frequent word is wrong for each
     wrong = ["traditionaly", "resoved", "goegraphicaly", "meen", "regined", "financialy"]
     right = ["traditionally", "resolved", "geographically", "mean", "regained", "financially"]
-    nearest = [lexicon.candidates(w, 1)[0][0] for w in wrong]
+    nearest = [lexicon.neighbours(w, 1)[0][0] for w in wrong]
     assert sum(n == r for n, r in zip(nearest, right)) == 0, nearest
     fixed = pipe.correct_words(wrong, lexicon=lexicon)
     assert sum(f == r for f, r in zip(fixed, right)) >= 5, fixed
     clean = ["the", "Weather", "TV", "The weather is nice today."]
     assert pipe.correct_words(clean, lexicon=lexicon) == clean
+    # a lost apostrophe, the pronoun "i", a word split in two; "i.e." and the "e" in it stay
+    fixed = pipe.correct_sentences(
+        ["i think i dont know any thing, i.e. nothing."], lexicon=lexicon
+    )
+    assert fixed == ["I think I don't know anything, i.e. nothing."]

@@ -13,6 +13,17 @@ def lexicon(tmp_path_factory):
     return Lexicon(path)
 
 
+@pytest.fixture(scope="module")
+def pairs(tmp_path_factory):
+    """Words, and word pairs counted in a corpus 10 times larger than the words'."""
+    path = tmp_path_factory.mktemp("lex") / "pairs.txt"
+    words = {"a": 1000, "lot": 30, "do": 200, "not": 300, "don't": 1, "done": 60, "dot": 10, "t": 5}
+    words |= {"an": 100, "other": 100, "another": 494}
+    pairs = {"a lot": 500, "do not": 900, "do t": 60, "an other": 400, "zz top": 21140}
+    path.write_text("".join(f"{k} {v}\n" for d in (words, pairs) for k, v in d.items()))
+    return Lexicon(path)
+
+
 def test_known_words_and_counts(lexicon):
     assert len(lexicon) == 6
     assert lexicon.known("The") and lexicon.count("HOUSE") == 500
@@ -23,6 +34,9 @@ def test_which_words_are_checked(lexicon):
     assert lexicon.checks("Hous") and lexicon.checks("speling")
     assert not lexicon.checks("house")  # known
     assert not lexicon.checks("TV")  # an acronym
+    assert not lexicon.checks("e") and not lexicon.checks(
+        "R"
+    )  # "i.e.", "J. R. Hartley": one letter is no word
     assert not lexicon.checks("cat's") and not lexicon.checks("didn't")
     assert not lexicon.checks("3rd") and not lexicon.checks("Zoë")  # not a word of ASCII letters
     words = [m.group() for m in WORD.finditer("Teh cat's car-park, 3rd Zoë utf-8 A4-paper (hous).")]
@@ -66,3 +80,37 @@ def test_unknown_words_skip_names_inside_sentences(lexicon):
         "hous",
     ]
     assert [m.start() for m in lexicon.unknown_words("  teh")] == [2]
+
+
+def test_glued_words_and_lost_apostrophes(pairs):
+    # scale 1/10 (2,300 word counts, 23,000 pair counts; "zz top" is dropped: unknown words); "a lot" is capped by "lot"
+    assert pairs.splits("alot") == [("a lot", 30)]
+    assert pairs.splits("DONOT") == [("do not", 90)]
+    assert pairs.splits("dot") == []  # "do t": "t" is too short a word
+    assert pairs.splits("lot") == [] and pairs.splits("zztop") == []
+    assert pairs.candidates("donot", 3) == [
+        ("do not", 90),
+        ("don't", 1),
+        ("not", 300),
+    ]  # splits, then neighbours
+    assert pairs.candidates("dont", 3) == [
+        ("don't", 1)
+    ]  # nothing is nearer than the word without its apostrophe
+    assert pairs.neighbours("dont", 1) == [("done", 60)]  # symspell's own first choice
+
+
+def test_lowercase_pronouns_only_for_english(pairs):
+    english = Lexicon.__new__(
+        Lexicon
+    )  # the bundled dictionary takes seconds to index; the rule needs none of it
+    english.english = True
+    text = "i think i'm right, i.e. the i-th; so do i."
+    assert [m.start() for m in english.lowercase_pronouns(text)] == [0, 8, 40]
+    assert pairs.lowercase_pronouns(text) == []  # a user's lexicon may be another language
+    assert recase("im", "i'm") == "I'm" and recase("Ihad", "i had") == "I had"
+
+
+def test_glued_joins_a_pair_far_more_frequent_as_one_word(pairs):
+    # "an other": 40 as a pair, "another": 494; "do not" is no word as "donot"; "a lot" is no word as "alot"
+    text = "Do not take an other, An other or a lot; an  other an other. an Other"
+    assert pairs.glued(text) == [(12, 20, "another"), (22, 30, "Another"), (51, 59, "another")]

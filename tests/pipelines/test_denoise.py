@@ -145,7 +145,7 @@ def lexicon(tmp_path_factory):
         "lazy": 200,
     }
     path.write_text("".join(f"{w} {c}\n" for w, c in counts.items()))
-    return Lexicon(path)
+    return Lexicon(path, max_edit_distance=2)
 
 
 def test_lexicon_mode_changes_only_unknown_words(denoiser_dir, lexicon):

@@ -27,14 +27,15 @@ class DenoiseArgs(SamplingArgs):
     """Keep a change only where the model finds it more likely than the input left as it is (fewer correct words
     changed, at some cost in corrections; about twice the network calls)."""
     lexicon: str = "english"
-    """Lexicon-guided correction: only words unknown to this lexicon change, each to the known word the model finds
-    most likely ('english': symspellpy's bundled 82,765-word list; or a `word count` file). 'none': the model
-    generates whole lines (spelling and grammar; --steps, --show and --guard apply to this mode)."""
-    edit_distance: int = 2
-    """Lexicon candidates lie within this many edits of a word (3 finds more words, and is slower)."""
+    """Lexicon-guided correction: only words unknown to this lexicon change, each to the known word (or glued word
+    pair) the model finds most likely ('english': symspellpy's bundled 82,765 words and 243,342 word pairs, and "i"
+    written "I"; or a file of `word count` and `first second count` lines). 'none': the model generates whole lines
+    (spelling and grammar; --steps, --show and --guard apply to this mode)."""
+    edit_distance: int = 3
+    """Lexicon candidates lie within this many edits of a word (2 is about twice as fast, and finds fewer)."""
 
 
-def load_lexicon(spec: str, edit_distance: int = 2):
+def load_lexicon(spec: str, edit_distance: int = 3):
     """The `Lexicon` named by a --lexicon value, or None for 'none'."""
     from textdiffusion.cli.common import CLIError
     from textdiffusion.data.corpus import DataError

@@ -40,7 +40,7 @@ class EvalDenoiseArgs:
     """Random seed of the model's sampler."""
     lexicon: str = "english"
     """The model's lexicon, as `textdiffusion denoise --lexicon` takes it ('none': generate whole lines)."""
-    edit_distance: int = 2
+    edit_distance: int = 3
     """Lexicon candidates lie within this many edits of a word (the baselines keep symspell's 2)."""
     device: str = "auto"
     """cpu, cuda or auto."""

@@ -252,7 +252,7 @@ class SymSpellCorrector(IdentityCorrector):
         self.lexicon = Lexicon(dictionary, max_edit_distance=max_edit_distance)
 
     def fix(self, word: str) -> str:
-        found = self.lexicon.candidates(word, 1)
+        found = self.lexicon.neighbours(word, 1)
         return recase(word, found[0][0]) if found else word
 
 

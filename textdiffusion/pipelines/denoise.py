@@ -333,10 +333,13 @@ class DenoisePipeline(DiffusionPipeline):
         table = dict(zip(unique, fixed))
         outputs = []
         for text, matches in zip(texts, found):
+            fixes = [(m.start(), m.end(), table[m.group()]) for m in matches]
+            fixes += [(m.start(), m.end(), "I") for m in lexicon.lowercase_pronouns(text)]
+            fixes += lexicon.glued(text)  # known words only: no overlap with the others
             parts, end = [], 0
-            for m in matches:
-                parts += [text[end : m.start()], table[m.group()]]
-                end = m.end()
+            for start, stop, fix in sorted(fixes):
+                parts += [text[end:start], fix]
+                end = stop
             outputs.append("".join(parts) + text[end:])
         return outputs, calls
 
