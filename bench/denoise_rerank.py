@@ -63,7 +63,7 @@ def main(args: RerankArgs) -> dict:
         start = time.perf_counter()
         sources, cands, owner = [], [], []
         for i, (wrong, _) in enumerate(pairs):
-            for term, count in speller.lexicon.candidates(wrong, args.candidates):
+            for term, count in speller.lexicon.neighbours(wrong, args.candidates):
                 sources.append(wrong)
                 cands.append((term, count))
                 owner.append(i)

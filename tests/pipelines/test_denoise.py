@@ -63,7 +63,7 @@ def test_empty_and_non_text_input(denoiser_dir):
 
 def test_cli_file_round_trip_keeps_bytes(tmp_path, denoiser_dir):
     source = tmp_path / "in.txt"
-    raw = b"The fox.\n\n\xff\xfe not utf-8 \x80\nlast line without newline"
+    raw = b"The fox.\n\n\xff\xfe not utf-8 \x80\nlast line\n"
     source.write_bytes(raw)
     out = tmp_path / "out.txt"
     result = subprocess.run(
@@ -89,6 +89,7 @@ def test_cli_file_round_trip_keeps_bytes(tmp_path, denoiser_dir):
     want = raw.split(b"\n")
     assert len(got) == len(want)
     assert got[1] == b"" and got[2] == want[2]  # undecodable bytes survive byte for byte
+    assert got[-1] == b"" and b" of 4 lines changed" in result.stderr  # the final newline ends a line
 
 
 def test_cli_needs_text_or_file(denoiser_dir):

@@ -97,8 +97,11 @@ def denoise(args: DenoiseArgs) -> None:
             os.replace(tmp, args.out)  # never a half-written output
         else:
             sys.stdout.buffer.write(data)
-        changed = sum(out.changed)
-        print(f"[{changed} of {len(lines)} lines changed in {out.seconds:.1f} s]", file=sys.stderr)
+        changed, count = (
+            sum(out.changed),
+            len(lines) - (lines[-1] == ""),
+        )  # no line after a final newline
+        print(f"[{changed} of {count} lines changed in {out.seconds:.1f} s]", file=sys.stderr)
         return
     if args.show and sampling["lexicon"] is not None:
         print(

@@ -11,6 +11,7 @@ baseline of `textdiffusion eval-denoise` takes symspell's first neighbour.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 from textdiffusion.data.corpus import DataError
@@ -136,6 +137,25 @@ class Lexicon:
                 found.append((first.start(), second.end(), recase(first.group(), word)))
         return found
 
+    def correct(self, texts: list[str], choose: Callable[[list[str]], list[str]]) -> list[str]:
+        """`texts` with their `unknown_words` replaced by what `choose` makes of them (it gets each distinct word
+        once, and returns one word or words for each), their `glued` words joined and their `lowercase_pronouns`
+        written "I"; everything else byte-identical."""
+        found = [self.unknown_words(text) for text in texts]
+        unique = list(dict.fromkeys(m.group() for matches in found for m in matches))
+        table = dict(zip(unique, choose(unique))) if unique else {}
+        outputs = []
+        for text, matches in zip(texts, found):
+            fixes = [(m.start(), m.end(), table[m.group()]) for m in matches]
+            fixes += [(m.start(), m.end(), "I") for m in self.lowercase_pronouns(text)]
+            fixes += self.glued(text)  # known words only: no overlap with the others
+            parts, end = [], 0
+            for start, stop, fix in sorted(fixes):
+                parts += [text[end:start], fix]
+                end = stop
+            outputs.append("".join(parts) + text[end:])
+        return outputs
+
     def lowercase_pronouns(self, text: str) -> list[re.Match]:
         """Each "i" of `text` that English writes "I" ("i think", "i'm"); none for a lexicon of a user's file."""
         return list(PRONOUN_I.finditer(text)) if self.english else []
@@ -158,11 +178,14 @@ class Lexicon:
                 found.append((pair, self._pairs[pair]))
         return sorted(found, key=lambda found: -found[1])
 
+    def apostrophe(self, word: str) -> str | None:
+        """The known word that `word` spells without its apostrophe ("dont" -> "don't"), or None."""
+        return self._apostrophes.get(word.lower())
+
     def candidates(self, word: str, limit: int) -> list[tuple[str, int]]:
         """Up to `limit` corrections of `word` with their counts: the known word it spells without its apostrophe
         alone ("dont" -> "don't": nothing else is that near), else its `splits`, then its `neighbours`."""
-        if word.lower() in self._apostrophes:
-            term = self._apostrophes[word.lower()]
+        if term := self.apostrophe(word):
             return [(term, self.count(term))][:limit]
         found = self.splits(word)[:limit]
         seen = {term for term, _ in found}

@@ -327,21 +327,14 @@ class DenoisePipeline(DiffusionPipeline):
     def _correct_unknown_words(
         self, texts: list[str], lexicon: Lexicon, *, seed: int, progress
     ) -> tuple[list[str], int]:
-        found = [lexicon.unknown_words(text) for text in texts]
-        unique = list(dict.fromkeys(m.group() for matches in found for m in matches))
-        fixed, calls = self.choose_words(unique, lexicon, seed=seed, progress=progress)
-        table = dict(zip(unique, fixed))
-        outputs = []
-        for text, matches in zip(texts, found):
-            fixes = [(m.start(), m.end(), table[m.group()]) for m in matches]
-            fixes += [(m.start(), m.end(), "I") for m in lexicon.lowercase_pronouns(text)]
-            fixes += lexicon.glued(text)  # known words only: no overlap with the others
-            parts, end = [], 0
-            for start, stop, fix in sorted(fixes):
-                parts += [text[end:start], fix]
-                end = stop
-            outputs.append("".join(parts) + text[end:])
-        return outputs, calls
+        calls = 0
+
+        def choose(words: list[str]) -> list[str]:
+            nonlocal calls
+            fixed, calls = self.choose_words(words, lexicon, seed=seed, progress=progress)
+            return fixed
+
+        return lexicon.correct(texts, choose), calls
 
     def _correct_lines(
         self, texts: list[str], *, batch_size: int, seed: int | None, progress, **sampling
