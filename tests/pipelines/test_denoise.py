@@ -89,7 +89,9 @@ def test_cli_file_round_trip_keeps_bytes(tmp_path, denoiser_dir):
     want = raw.split(b"\n")
     assert len(got) == len(want)
     assert got[1] == b"" and got[2] == want[2]  # undecodable bytes survive byte for byte
-    assert got[-1] == b"" and b" of 4 lines changed" in result.stderr  # the final newline ends a line
+    assert (
+        got[-1] == b"" and b" of 4 lines changed" in result.stderr
+    )  # the final newline ends a line
 
 
 def test_cli_needs_text_or_file(denoiser_dir):
