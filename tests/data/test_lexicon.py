@@ -34,9 +34,8 @@ def test_which_words_are_checked(lexicon):
     assert lexicon.checks("Hous") and lexicon.checks("speling")
     assert not lexicon.checks("house")  # known
     assert not lexicon.checks("TV")  # an acronym
-    assert not lexicon.checks("e") and not lexicon.checks(
-        "R"
-    )  # "i.e.", "J. R. Hartley": one letter is no word
+    # "i.e.", "J. R. Hartley": one letter is no word
+    assert not lexicon.checks("e") and not lexicon.checks("R")
     assert not lexicon.checks("cat's") and not lexicon.checks("didn't")
     assert not lexicon.checks("3rd") and not lexicon.checks("Zoë")  # not a word of ASCII letters
     words = [m.group() for m in WORD.finditer("Teh cat's car-park, 3rd Zoë utf-8 A4-paper (hous).")]
@@ -88,21 +87,15 @@ def test_glued_words_and_lost_apostrophes(pairs):
     assert pairs.splits("DONOT") == [("do not", 90)]
     assert pairs.splits("dot") == []  # "do t": "t" is too short a word
     assert pairs.splits("lot") == [] and pairs.splits("zztop") == []
-    assert pairs.candidates("donot", 3) == [
-        ("do not", 90),
-        ("don't", 1),
-        ("not", 300),
-    ]  # splits, then neighbours
-    assert pairs.candidates("dont", 3) == [
-        ("don't", 1)
-    ]  # nothing is nearer than the word without its apostrophe
+    # splits, then neighbours; nothing is nearer than the word without its apostrophe
+    assert pairs.candidates("donot", 3) == [("do not", 90), ("don't", 1), ("not", 300)]
+    assert pairs.candidates("dont", 3) == [("don't", 1)]
     assert pairs.neighbours("dont", 1) == [("done", 60)]  # symspell's own first choice
 
 
 def test_lowercase_pronouns_only_for_english(pairs):
-    english = Lexicon.__new__(
-        Lexicon
-    )  # the bundled dictionary takes seconds to index; the rule needs none of it
+    # the bundled dictionary takes seconds to index; the rule needs none of it
+    english = Lexicon.__new__(Lexicon)
     english.english = True
     text = "i think i'm right, i.e. the i-th; so do i."
     assert [m.start() for m in english.lowercase_pronouns(text)] == [0, 8, 40]

@@ -89,9 +89,8 @@ def test_cli_file_round_trip_keeps_bytes(tmp_path, denoiser_dir):
     want = raw.split(b"\n")
     assert len(got) == len(want)
     assert got[1] == b"" and got[2] == want[2]  # undecodable bytes survive byte for byte
-    assert (
-        got[-1] == b"" and b" of 4 lines changed" in result.stderr
-    )  # the final newline ends a line
+    # the final newline ends the fourth line
+    assert got[-1] == b"" and b" of 4 lines changed" in result.stderr
 
 
 def test_cli_needs_text_or_file(denoiser_dir):

@@ -97,10 +97,8 @@ def denoise(args: DenoiseArgs) -> None:
             os.replace(tmp, args.out)  # never a half-written output
         else:
             sys.stdout.buffer.write(data)
-        changed, count = (
-            sum(out.changed),
-            len(lines) - (lines[-1] == ""),
-        )  # no line after a final newline
+        count = len(lines) - (lines[-1] == "")  # no line after a final newline
+        changed = sum(out.changed)
         print(f"[{changed} of {count} lines changed in {out.seconds:.1f} s]", file=sys.stderr)
         return
     if args.show and sampling["lexicon"] is not None:
