@@ -28,9 +28,10 @@ class DenoiseArgs(SamplingArgs):
     changed, at some cost in corrections; about twice the network calls)."""
     lexicon: str = "english"
     """Lexicon-guided correction: only words unknown to this lexicon change, each to the known word (or glued word
-    pair) the model finds most likely ('english': symspellpy's bundled 82,765 words and 243,342 word pairs, and "i"
-    written "I"; or a file of `word count` and `first second count` lines). 'none': the model generates whole lines
-    (spelling and grammar; --steps, --show and --guard apply to this mode)."""
+    pair) the model finds most likely ('english': symspellpy's bundled 82,765 words and 243,342 word pairs; or a file
+    of `word count` and `first second count` lines). Lost apostrophes ("dont"), split words ("any thing") and, in
+    English, a lower-case "i" are fixed without the model. 'none': the model generates whole lines (spelling and
+    grammar; --steps, --show and --guard apply to this mode)."""
     edit_distance: int = 3
     """Lexicon candidates lie within this many edits of a word (2 is about twice as fast, and finds fewer)."""
 
