@@ -9,7 +9,10 @@ ratio of the fixes, both measured in one run on one machine.
 - `ReferenceMaskedProcess.probs` copied the logits twice (float(), clone()) and divided by a temperature of 1.
 - `reference_sample_autoregressive` built a positions tensor on the host for every token (a host-to-device copy per
   token on CUDA).
-The fixes keep the random stream: the same generator gives the same ids before and after (checked below).
+- The training step computed the output layer and its float32 log-softmax at every position, although the masked
+  diffusion loss reads only the masked ones (about half): `DiffusionObjective(sparse_logits=False)` is the before.
+The fixes keep the random stream: the same generator gives the same ids before and after, and the training step the
+same loss (checked below).
 
     python bench/profile_step.py --quick
     python bench/profile_step.py --device cuda --json bench/results/profile-cuda.json
@@ -182,8 +185,9 @@ def reference_sample_autoregressive(model, shape, *, bos_id: int, generator=None
 
 
 # -- cases --------------------------------------------------------------------------------------------------------
-def _before_after(before, after, *, device, repeats: int) -> dict:
-    """Median seconds of `before()` and `after()`, run alternately (so a drifting machine load hits both alike)."""
+def _before_after(before, after, *, device, repeats: int, same=torch.equal) -> dict:
+    """Median seconds of `before()` and `after()`, run alternately (so a drifting machine load hits both alike);
+    `identical`: `same` of their last outputs."""
     ids_before, ids_after = before(), after()  # warm-up
     times_before, times_after = [], []
     for _ in range(max(1, repeats)):
@@ -202,7 +206,7 @@ def _before_after(before, after, *, device, repeats: int) -> dict:
         "before_s": t_before,
         "after_s": t_after,
         "speedup": t_before / t_after,
-        "identical": bool(torch.equal(ids_before, ids_after)),
+        "identical": bool(same(ids_before, ids_after)),
         "before_times_s": times_before,
         "after_times_s": times_after,
     }
@@ -283,6 +287,43 @@ def ar_case(model, *, batch: int, length: int, device, repeats: int, seed: int):
         return sample_autoregressive(model, (batch, length), bos_id=BOS_ID, generator=generator)
 
     return _before_after(before, after, device=device, repeats=repeats)
+
+
+def train_step_case(
+    *, size: str, vocab: int, batch: int, length: int, device, repeats: int, seed: int
+):
+    """Forward, ELBO, backward and AdamW: the output layer at every position (before) against the masked positions
+    only (after, `DiffusionObjective(sparse_logits=True)`). The learning rate is 0, so every step sees the same
+    weights and noise, and the two losses must agree."""
+    from textdiffusion.networks import DiffusionTransformer
+    from textdiffusion.training.objectives import DiffusionObjective
+
+    torch.manual_seed(seed)
+    model = DiffusionTransformer(model_config(size, vocab_size=vocab, max_len=length)).to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=0.0, fused=device.type == "cuda" or None)
+    process = MaskedProcess(build_schedule("loglinear"), mask_id=MASK_ID)
+    x0 = torch.randint(5, vocab, (batch, length), generator=torch.Generator().manual_seed(seed))
+    x0, generator = x0.to(device), torch.Generator(device=device)
+
+    def step(objective):
+        def fn():
+            generator.manual_seed(seed)
+            with autocast(device):
+                loss = objective(model, x0, generator=generator)
+            loss.backward()
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            return loss.detach().float()
+
+        return fn
+
+    return _before_after(
+        step(DiffusionObjective(process, sparse_logits=False)),
+        step(DiffusionObjective(process, sparse_logits=True)),
+        device=device,
+        repeats=repeats,
+        same=lambda a, b: torch.allclose(a, b, rtol=1e-3),
+    )
 
 
 def train_profile(
@@ -410,6 +451,22 @@ def main(args: ProfileArgs) -> dict:
                 length=args.length,
             )
         )
+        _report(
+            run_case(
+                results,
+                "cases",
+                f"train step V={vocab}",
+                lambda v=vocab: train_step_case(
+                    size=args.size, vocab=v, batch=args.train_batch, length=args.length, **common
+                ),
+                kind="train_step",
+                method="train step",
+                vocab=vocab,
+                steps=None,
+                batch=args.train_batch,
+                length=args.length,
+            )
+        )
     record = run_case(
         results,
         "train_profile",
@@ -465,13 +522,14 @@ def render(data: dict) -> str:
         ("speedup", "speedup", ".2f"),
         ("outside_network_before", "outside net. before", ".0%"),
         ("outside_network_after", "outside net. after", ".0%"),
-        ("identical", "same ids", ""),
+        ("identical", "same output", ""),
     ]
     parts = [
         f"{args['size']} model on {data['machine']['device']}, median of {args['repeats']} runs each; before = the "
         "reference code kept in `bench/profile_step.py`, after = the package. `outside net.` = share of the "
-        "sampler's time not spent in network calls (ancestral/confidence). `same ids`: the same generator gives the "
-        "same tokens.\n\n" + markdown_table(rows, columns)
+        "sampler's time not spent in network calls (ancestral/confidence). `same output`: the same generator gives the "
+        "same tokens (the training step: the same loss, to 1e-3; it is timed at learning rate 0, with AdamW, so "
+        "every step sees the same weights).\n\n" + markdown_table(rows, columns)
     ]
     for record in data.get("train_profile", []):
         if "top" in record:

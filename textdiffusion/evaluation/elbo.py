@@ -117,7 +117,14 @@ def diffusion_nll(
         xt = process.q_sample_count(xb, k.to(device), valid=vb, generator=generator, scores=draws)
         full = bool(vb.all())
         c = None if cond is None else cond.index(idx.to(device))
-        logits = model(xt, None, cond=c, attention_mask=None if full else vb)
+        # the output layer at the masked positions only: the only logits the cross-entropy reads
+        logits = model(
+            xt,
+            None,
+            cond=c,
+            attention_mask=None if full else vb,
+            output_mask=process.output_mask(xt),
+        )
         ce = process.cross_entropy(logits, xb, xt).double().sum(dim=1).cpu()  # (b,)
         estimates[start : start + batch_size] = ce * n_valid[idx].double() / k.double()
     return _collapsed_strata(estimates.view(N, samples))  # (N, S), column j from stratum j

@@ -110,6 +110,7 @@ class DiffusionTransformer(nn.Module):
         attention_mask: torch.Tensor | None = None,
         cache: KVCache | None = None,
         positions: torch.Tensor | None = None,
+        output_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Predict clean-token logits.
 
@@ -119,9 +120,12 @@ class DiffusionTransformer(nn.Module):
             cond: a `Cond`, or an int64 (B, Lc) conditioning prefix.
             attention_mask: bool (B, L), True at real target tokens (padding is never attended to).
             cache: a KVCache for causal decoding; `xt` then holds only the new tokens, at `positions` (L,).
+            output_mask: bool (B, L): compute the output layer only where True (the masked positions, the only
+                ones the masked-diffusion loss reads).
 
         Returns:
-            logits (B, L, V) for the target positions.
+            logits (B, L, V) for the target positions, or (n, V) for the n True positions of `output_mask` in
+            row-major order (as `logits[output_mask]`).
         """
         cond = as_cond(cond)
         B, L = xt.shape[:2]
@@ -205,5 +209,7 @@ class DiffusionTransformer(nn.Module):
                 cache=layer_cache,
                 cache_positions=positions,
             )
-        h = self.norm(h[:, total - L :])  # (B, L, D) target positions only
-        return self.head(h)
+        h = h[:, total - L :]  # (B, L, D) target positions only
+        if output_mask is not None:
+            h = h[output_mask]  # (n, D)
+        return self.head(self.norm(h))

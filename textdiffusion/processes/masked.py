@@ -101,13 +101,25 @@ class MaskedProcess(ContinuousTimeProcess):
         subs[..., self.mask_id] = float("-inf")
         return subs
 
+    def output_mask(self, xt: torch.Tensor) -> torch.Tensor:
+        """The positions whose logits `loss` and `cross_entropy` read: the masked ones (bool (B, L)). The network
+        can compute its output layer there only (`model(..., output_mask=...)`)."""
+        return xt == self.mask_id
+
     def cross_entropy(
         self, logits: torch.Tensor, x0: torch.Tensor, xt: torch.Tensor
     ) -> torch.Tensor:
-        """-log p_theta(x_0^i | x_t) at masked positions, 0 elsewhere: float32 (B, L)."""
+        """-log p_theta(x_0^i | x_t) at masked positions, 0 elsewhere: float32 (B, L).
+
+        `logits` are (B, L, V), or (n, V) at the masked positions only, in row-major order (`output_mask`).
+        """
+        masked = xt == self.mask_id
+        if logits.dim() == 2:
+            nll = -self.log_probs(logits).gather(-1, x0[masked].unsqueeze(-1)).squeeze(-1)  # (n,)
+            return torch.zeros(xt.shape, device=nll.device).masked_scatter(masked, nll)
         logp = self.log_probs(logits)
         nll = -logp.gather(-1, x0.unsqueeze(-1)).squeeze(-1)  # (B, L)
-        return torch.where(xt == self.mask_id, nll, torch.zeros_like(nll))
+        return torch.where(masked, nll, torch.zeros_like(nll))
 
     def loss(
         self, logits: torch.Tensor, x0: torch.Tensor, xt: torch.Tensor, t: torch.Tensor
@@ -115,6 +127,7 @@ class MaskedProcess(ContinuousTimeProcess):
         """Per-token continuous-time ELBO terms w(t) * CE at masked positions (B, L), float32, unreduced.
 
         Summed over a sequence and averaged over t ~ U[0, 1], this is an upper bound on -log p(x_0) in nats.
+        `logits` may cover the masked positions only, as in `cross_entropy`.
         """
         return self.schedule.weight(t)[:, None] * self.cross_entropy(logits, x0, xt)
 

@@ -15,12 +15,18 @@ def masked_mean(values: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor
 
 
 class DiffusionObjective:
-    """ELBO per token (nats) of `process`: t ~ sample_t, x_t ~ q(x_t | x_0), loss(model(x_t, t), x_0, x_t, t)."""
+    """ELBO per token (nats) of `process`: t ~ sample_t, x_t ~ q(x_t | x_0), loss(model(x_t, t), x_0, x_t, t).
+
+    With `sparse_logits`, a process whose loss reads only some positions (`process.output_mask`: the masked ones of
+    masked diffusion, about half) gets logits there only: the output layer and the float32 softmax shrink by that
+    share, which matters with a large vocabulary. Compiled models keep dense logits (static shapes).
+    """
 
     name = "diffusion"
 
-    def __init__(self, process) -> None:
+    def __init__(self, process, *, sparse_logits: bool = True) -> None:
         self.process = process
+        self.sparse_logits = sparse_logits and hasattr(process, "output_mask")
 
     def __call__(
         self,
@@ -33,7 +39,8 @@ class DiffusionObjective:
     ) -> torch.Tensor:
         t = self.process.sample_t(x0.shape[0], device=x0.device, generator=generator)
         xt = self.process.q_sample(x0, t, generator=generator)
-        logits = model(xt, t, cond=cond, attention_mask=attention_mask)
+        output_mask = self.process.output_mask(xt) if self.sparse_logits else None
+        logits = model(xt, t, cond=cond, attention_mask=attention_mask, output_mask=output_mask)
         return masked_mean(self.process.loss(logits, x0, xt, t), attention_mask)
 
 
@@ -63,9 +70,9 @@ class AutoregressiveObjective:
         return masked_mean(nll, attention_mask)
 
 
-def build_objective(name: str, *, process, bos_id: int):
+def build_objective(name: str, *, process, bos_id: int, sparse_logits: bool = True):
     if name == "diffusion":
-        return DiffusionObjective(process)
+        return DiffusionObjective(process, sparse_logits=sparse_logits)
     if name == "ar":
         return AutoregressiveObjective(bos_id)
     raise ValueError(f"unknown objective {name!r}; choose diffusion or ar")

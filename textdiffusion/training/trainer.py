@@ -168,7 +168,10 @@ class Trainer(CheckpointState):
             special_ids=self.tokenizer.special_ids,
         )
         self.objective = build_objective(
-            config.objective, process=self.process, bos_id=self.tokenizer.bos_id
+            config.objective,
+            process=self.process,
+            bos_id=self.tokenizer.bos_id,
+            sparse_logits=not config.compile,  # data-dependent shapes would break the compiled graph
         )
         self.model = distributed.wrap(self.net, self.info, parallel=config.parallel)
         if config.compile:
