@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import os
 import random
+import tempfile
 
 import pytest
 import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# lexicon indexes (textdiffusion.data.lexicon_index) go to a fresh folder, never the user's cache
+os.environ["TEXTDIFFUSION_CACHE"] = tempfile.mkdtemp(prefix="textdiffusion-test-cache-")
 torch.set_num_threads(1)
 
 WORDS = (

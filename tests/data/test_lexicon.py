@@ -107,3 +107,51 @@ def test_glued_joins_a_pair_far_more_frequent_as_one_word(pairs):
     # "an other": 40 as a pair, "another": 494; "do not" is no word as "donot"; "a lot" is no word as "alot"
     text = "Do not take an other, An other or a lot; an  other an other. an Other"
     assert pairs.glued(text) == [(12, 20, "another"), (22, 30, "Another"), (51, 59, "another")]
+
+
+def _misspellings() -> list[str]:
+    return ["speling", "hors", "hous", "teh", "ct", "zzzzzzzz", "spelling", "hxxse"]
+
+
+def test_the_index_is_cached_and_gives_the_same_candidates(tmp_path, monkeypatch):
+    monkeypatch.setenv("TEXTDIFFUSION_CACHE", str(tmp_path / "cache"))
+    path = tmp_path / "words.txt"
+    path.write_text(
+        "the 10000\nspelling 100\nspewing 300\nhouse 500\nhorse 400\ncat 50\nthe cat 20\n"
+    )
+    built = Lexicon(path, max_edit_distance=2)
+    assert len(list((tmp_path / "cache").glob("lexicon-*.npz"))) == 1
+
+    def no_build(self, sources):
+        raise AssertionError("the cached index should have been read")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Lexicon, "_build", no_build)
+        cached = Lexicon(path, max_edit_distance=2)
+    assert len(cached) == len(built) and cached._pairs == built._pairs == {"the cat": 50}
+    for word in _misspellings():
+        assert cached.candidates(word, 5) == built.candidates(word, 5), word
+    # another edit distance or other file contents: another index
+    Lexicon(path, max_edit_distance=1)
+    path.write_text("the 10000\nhouse 500\n")
+    assert Lexicon(path, max_edit_distance=2).candidates("hors", 5) == [("house", 500)]
+    assert len(list((tmp_path / "cache").glob("lexicon-*.npz"))) == 3
+
+
+def test_a_corrupt_or_unwritable_cache_is_rebuilt(tmp_path, monkeypatch, caplog):
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("TEXTDIFFUSION_CACHE", str(cache))
+    path = tmp_path / "words.txt"
+    path.write_text("spelling 100\nspewing 300\nhouse 500\n")
+    expected = Lexicon(path, cache=False).candidates("speling", 5)
+    Lexicon(path)
+    (index,) = cache.glob("lexicon-*.npz")
+    index.write_bytes(index.read_bytes()[:100])  # truncated
+    assert Lexicon(path).candidates("speling", 5) == expected
+    assert "rebuilding the unreadable lexicon index" in caplog.text
+    assert Lexicon(path).candidates("speling", 5) == expected  # rewritten whole
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")
+    monkeypatch.setenv("TEXTDIFFUSION_CACHE", str(blocked / "cache"))  # cannot be created
+    assert Lexicon(path).candidates("speling", 5) == expected
+    assert not list(tmp_path.glob("**/*.tmp"))

@@ -14,6 +14,7 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
+from textdiffusion.data import lexicon_index
 from textdiffusion.data.corpus import DataError
 
 WORD = re.compile(r"(?<![\w'’])(?<!\d-)[A-Za-z]+(?:['’][A-Za-z]+)*(?![\w'’]|-\d)")
@@ -22,6 +23,9 @@ WORD = re.compile(r"(?<![\w'’])(?<!\d-)[A-Za-z]+(?:['’][A-Za-z]+)*(?![\w'’
 
 SENTENCE_START = set(".!?:;\"'“‘([-–—")
 """What may come before the first word of a sentence (or a quotation, or a list item)."""
+
+PREFIX_LENGTH = 7
+"""symspell indexes the deletions of each word's first 7 letters (its default)."""
 
 JOIN_MARGIN = 2
 """A known word pair is joined into one known word ("any thing" -> "anything") when the word is at least this many
@@ -34,9 +38,12 @@ PRONOUN_I = re.compile(r"(?<![\w'’.-])i(?=$|[\s,;:!?)\"”]|\.(?!\w)|['’](?:
 class Lexicon:
     """`known(word)`, `count(word)` and `candidates(word, limit)` over a frequency list (lower-case terms)."""
 
-    def __init__(self, path: str | Path | None = None, *, max_edit_distance: int = 3) -> None:
+    def __init__(
+        self, path: str | Path | None = None, *, max_edit_distance: int = 3, cache: bool = True
+    ) -> None:
         """`path`: a file of `term count` lines (words) and `first second count` lines (word pairs); None:
-        symspellpy's bundled English dictionary and bigrams."""
+        symspellpy's bundled English dictionary and bigrams. `cache`: keep the built index on disk for the next
+        start (`textdiffusion.data.lexicon_index`)."""
         try:
             from importlib.resources import files
 
@@ -55,7 +62,35 @@ class Lexicon:
         self.max_edit_distance = max_edit_distance
         self.english = path is None
         self._top, self._all = Verbosity.TOP, Verbosity.ALL
-        self._symspell = SymSpell(max_dictionary_edit_distance=max_edit_distance, prefix_length=7)
+        self._symspell = SymSpell(
+            max_dictionary_edit_distance=max_edit_distance, prefix_length=PREFIX_LENGTH
+        )
+        index = None
+        if cache:
+            try:
+                index = lexicon_index.index_path(
+                    sources, max_edit_distance=max_edit_distance, prefix_length=PREFIX_LENGTH
+                )
+            except OSError as exc:
+                raise DataError(f"cannot read the lexicon {path}: {exc}") from None
+        cached = lexicon_index.load(index) if index else None
+        if cached is not None:
+            words, deletes, self._pairs = cached
+            # symspellpy's own tables (it has no public way to take a built index but a pickle)
+            self._symspell._words, self._symspell._deletes = words, deletes
+            self._symspell._max_length = max(map(len, words))
+        else:
+            self._build(sources)
+            if index:
+                lexicon_index.save(
+                    index, self._symspell.words, self._symspell._deletes, self._pairs
+                )
+        self._apostrophes = {  # "dont": "don't"
+            term.replace("'", ""): term for term in self._symspell.words if "'" in term
+        }
+
+    def _build(self, sources: list) -> None:
+        """Read the words into symspell (which indexes their deletions) and the pairs into `_pairs`."""
         pairs: dict[str, int] = {}
         for source in sources:
             try:
@@ -76,9 +111,6 @@ class Lexicon:
             pair: min(round(count * scale), *(self.count(w) for w in pair.split()))
             for pair, count in pairs.items()
             if all(self.known(w) for w in pair.split())
-        }
-        self._apostrophes = {  # "dont": "don't"
-            term.replace("'", ""): term for term in self._symspell.words if "'" in term
         }
 
     def __len__(self) -> int:
