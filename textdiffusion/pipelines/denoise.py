@@ -176,13 +176,17 @@ class DenoisePipeline(DiffusionPipeline):
         differ through their outputs, far less through Monte Carlo noise."""
         from textdiffusion.evaluation.elbo import diffusion_nll
 
-        scores: list[float] = []
-        calls = 0
-        rows = max(1, batch_size // samples) * samples  # (text, sample) rows per network call
-        for start in range(0, len(sources), batch_size):
-            texts = list(sources[start : start + batch_size])
+        scores = [0.0] * len(sources)
+        calls = done = 0
+        texts_per_call = max(1, batch_size // samples)  # each text is scored `samples` times
+        # one network call per batch, of sources of similar lengths: less padding (the masks depend on the seed and
+        # the source alone, not on the batch)
+        order = sorted(range(len(sources)), key=lambda i: len(sources[i]))
+        for start in range(0, len(sources), texts_per_call):
+            chunk = order[start : start + texts_per_call]
+            texts = [sources[i] for i in chunk]
             src = self.tokenizer.encode_batch(texts)
-            out = self.tokenizer.encode_batch(list(outputs[start : start + batch_size]))
+            out = self.tokenizer.encode_batch([outputs[i] for i in chunk])
             batch = pad_pairs(src, out, pad_id=self.tokenizer.pad_id)
             t = {k: torch.from_numpy(v).to(self.device) for k, v in batch.items()}
             nll, _ = diffusion_nll(
@@ -191,15 +195,17 @@ class DenoisePipeline(DiffusionPipeline):
                 t["target"],
                 t["target_mask"],
                 samples=samples,
-                batch_size=rows,
+                batch_size=len(chunk) * samples,
                 cond=Cond(prefix=t["prefix"], prefix_mask=t["prefix_mask"]),
                 noise=self._source_noise(texts, samples, batch["target_mask"], seed),
                 generator=torch.Generator().manual_seed(seed),
             )
-            scores += nll.tolist()
-            calls += -(-len(src) * samples // rows)
+            for i, value in zip(chunk, nll.tolist()):
+                scores[i] = value
+            calls += 1
+            done += len(chunk)
             if progress is not None:
-                progress(len(scores), len(sources))
+                progress(done, len(sources))
         return scores, calls
 
     def _source_noise(
