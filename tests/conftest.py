@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import os
 import random
-import tempfile
 
 import pytest
 import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-# lexicon indexes (textdiffusion.data.lexicon_index) go to a fresh folder, never the user's cache
-os.environ["TEXTDIFFUSION_CACHE"] = tempfile.mkdtemp(prefix="textdiffusion-test-cache-")
 torch.set_num_threads(1)
 
 WORDS = (
@@ -27,6 +24,12 @@ def make_corpus(n_lines: int = 400, seed: int = 0) -> str:
         start = rng.randrange(len(WORDS) - 8)
         lines.append(" ".join(WORDS[start : start + rng.randint(4, 8)]).capitalize() + ".")
     return "\n".join(lines) + "\n"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def lexicon_cache(tmp_path_factory):
+    """Lexicon indexes (`textdiffusion.data.lexicon_index`) go to a test folder, never the user's cache."""
+    os.environ["TEXTDIFFUSION_CACHE"] = str(tmp_path_factory.mktemp("lexicon-cache"))
 
 
 @pytest.fixture(scope="session")

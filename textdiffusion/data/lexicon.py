@@ -72,7 +72,9 @@ class Lexicon:
                     sources, max_edit_distance=max_edit_distance, prefix_length=PREFIX_LENGTH
                 )
             except OSError as exc:
-                raise DataError(f"cannot read the lexicon {path}: {exc}") from None
+                raise DataError(
+                    f"cannot read the lexicon {', '.join(map(str, sources))}: {exc}"
+                ) from None
         cached = lexicon_index.load(index) if index else None
         if cached is not None:
             words, deletes, self._pairs = cached

@@ -82,6 +82,12 @@ def _unpack(packed: np.ndarray, n: int) -> list[str]:
 
 def save(path: Path, words: dict[str, int], deletes: Mapping, pairs: dict[str, int]) -> None:
     """Write the index atomically (a temporary file, then a rename); an unwritable folder is logged, not raised."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle = tempfile.NamedTemporaryFile(dir=path.parent, suffix=".tmp", delete=False)
+    except OSError as exc:
+        logger.info("lexicon index not cached (%s): the next start builds it again", exc)
+        return
     order = {word: i for i, word in enumerate(words)}
     lengths = [len(found) for found in deletes.values()]
     offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
@@ -91,24 +97,22 @@ def save(path: Path, words: dict[str, int], deletes: Mapping, pairs: dict[str, i
         dtype=np.int32,
         count=int(offsets[-1]),
     )
-    arrays = dict(
-        words=_pack(list(words)),
-        counts=np.array(list(words.values()), dtype=np.int64),
-        deletes=_pack(list(deletes)),
-        offsets=offsets,
-        ids=ids,
-        pairs=_pack(list(pairs)),
-        pair_counts=np.array(list(pairs.values()), dtype=np.int64),
-    )
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".tmp", delete=False) as handle:
-            np.savez(handle, **arrays)
+        with handle:
+            np.savez(
+                handle,
+                words=_pack(list(words)),
+                counts=np.array(list(words.values()), dtype=np.int64),
+                deletes=_pack(list(deletes)),
+                offsets=offsets,
+                ids=ids,
+                pairs=_pack(list(pairs)),
+                pair_counts=np.array(list(pairs.values()), dtype=np.int64),
+            )
         os.replace(handle.name, path)
-    except OSError as exc:
+    except OSError as exc:  # a full disk
+        Path(handle.name).unlink(missing_ok=True)
         logger.info("lexicon index not cached (%s): the next start builds it again", exc)
-        if "handle" in locals():
-            Path(handle.name).unlink(missing_ok=True)
 
 
 def load(path: Path) -> tuple[dict[str, int], DeleteTable, dict[str, int]] | None:
