@@ -24,7 +24,7 @@ $(VENV)/.installed-dev: pyproject.toml $(VENV)/.installed
 demo: $(VENV)/.installed
 	$(BIN)/textdiffusion generate --model shakespeare-char --n 2 --length 256 --steps 64 --device cpu --show
 
-## test: the test suite (about 5 minutes on 2 cores)
+## test: the test suite (about 2 minutes on 2 cores)
 test: $(VENV)/.installed-dev
 	HF_HOME=$$(mktemp -d) $(BIN)/python -m pytest -n 2 -q
 
