@@ -31,7 +31,8 @@ class DenoiseArgs(SamplingArgs):
     pair) the model finds most likely ('english': symspellpy's bundled 82,765 words and 243,342 word pairs; or a file
     of `word count` and `first second count` lines). Lost apostrophes ("dont"), split words ("any thing") and, in
     English, a lower-case "i" are fixed without the model. 'none': the model generates whole lines (spelling and
-    grammar; --steps, --show and --guard apply to this mode)."""
+    grammar; --steps, --show and --guard apply to this mode). The first use of a lexicon indexes it (about 7 s for
+    'english') and keeps the index in ~/.cache/textdiffusion ($TEXTDIFFUSION_CACHE)."""
     edit_distance: int = 3
     """Lexicon candidates lie within this many edits of a word (2 finds fewer; on Birkbeck it ran 1.5 times as fast)."""
 
