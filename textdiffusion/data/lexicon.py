@@ -66,7 +66,8 @@ class Lexicon:
             max_dictionary_edit_distance=max_edit_distance, prefix_length=PREFIX_LENGTH
         )
         index = None
-        if cache:
+        # the cache fills symspellpy's own tables (6.x names; another version builds without it)
+        if cache and all(hasattr(self._symspell, a) for a in ("_words", "_deletes", "_max_length")):
             try:
                 index = lexicon_index.index_path(
                     sources, max_edit_distance=max_edit_distance, prefix_length=PREFIX_LENGTH
@@ -78,7 +79,7 @@ class Lexicon:
         cached = lexicon_index.load(index) if index else None
         if cached is not None:
             words, deletes, self._pairs = cached
-            # symspellpy's own tables (it has no public way to take a built index but a pickle)
+            # symspellpy has no public way to take a built index but a pickle
             self._symspell._words, self._symspell._deletes = words, deletes
             self._symspell._max_length = max(map(len, words))
         else:

@@ -86,7 +86,7 @@ class InfillPipeline(DiffusionPipeline):
         xt = self.process.q_sample_count(
             x0, counts.to(self.device), valid=context, generator=generator
         )
-        logits = self.model(xt, None)
+        logits = self.model(xt, None, output_mask=self.process.output_mask(xt))  # masked rows only
         ce = self.process.cross_entropy(logits, x0, xt)
         ce = torch.where(
             context, ce, torch.zeros_like(ce)
