@@ -340,7 +340,7 @@ def train_profile(
     if compile:
         model = torch.compile(model)
     process = MaskedProcess(build_schedule("loglinear"), mask_id=MASK_ID)
-    objective = DiffusionObjective(process)
+    objective = DiffusionObjective(process, sparse_logits=not compile)  # as the Trainer
     generator = torch.Generator(device=device).manual_seed(0)
     x0 = torch.randint(5, 326, (batch, length), device=device, generator=generator)
 
