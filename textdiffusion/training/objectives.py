@@ -19,8 +19,9 @@ class DiffusionObjective:
 
     With `sparse_logits`, a process whose loss reads only some positions (`process.output_mask`: the masked ones of
     masked diffusion, about half) gets logits there only: the output layer and the float32 softmax shrink by that
-    share, which matters with a large vocabulary. The trainer turns it off under `--compile`: the count of masked
-    positions changes every step, and the compiled graph wants static shapes.
+    share, which matters with a large vocabulary. The trainer uses it on CPUs without `--compile`: the count of
+    masked positions changes every step (a compiled graph wants static shapes, and on a GPU selecting the rows costs
+    host-device syncs).
     """
 
     name = "diffusion"

@@ -171,7 +171,9 @@ class Trainer(CheckpointState):
             config.objective,
             process=self.process,
             bos_id=self.tokenizer.bos_id,
-            sparse_logits=not config.compile,  # data-dependent shapes would break the compiled graph
+            # measured on CPUs only; on GPUs the row selection adds host-device syncs (`bench/profile_step.py
+            # --device cuda` times both), and data-dependent shapes would break a compiled graph
+            sparse_logits=self.device.type == "cpu" and not config.compile,
         )
         self.model = distributed.wrap(self.net, self.info, parallel=config.parallel)
         if config.compile:
