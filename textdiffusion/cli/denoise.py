@@ -51,8 +51,14 @@ def load_lexicon(spec: str, edit_distance: int = 3):
         )
     if not 1 <= edit_distance <= 3:
         raise CLIError(f"--edit-distance {edit_distance}: must be 1, 2 or 3")
+    from rich.console import Console
+
     try:
-        return Lexicon(None if spec.lower() == "english" else spec, max_edit_distance=edit_distance)
+        # a spinner on a terminal (nothing elsewhere): a lexicon's first use indexes it, ~7 s for 'english'
+        with Console(stderr=True).status("loading the lexicon (its first use indexes it)"):
+            return Lexicon(
+                None if spec.lower() == "english" else spec, max_edit_distance=edit_distance
+            )
     except DataError as exc:
         raise CLIError(f"--lexicon {spec}: {exc}") from None
 
