@@ -20,29 +20,33 @@ from pathlib import Path
 
 import tyro
 
-from textdiffusion.data.lexicon import Lexicon, recase
-from textdiffusion.evaluation.correction import WORD_LISTS, evaluate_corrector, format_table
+from textdiffusion.data.lexicon import recase
+from textdiffusion.evaluation.correction import (
+    WORD_LISTS,
+    SymSpellCorrector,
+    evaluate_corrector,
+    format_table,
+)
 
 RESULTS = Path(__file__).parent / "results" / "denoise-ablation-cpu300.json"
 
 
-class RulesAndSymSpell:
-    """Lexicon-guided correction with symspell's first candidate where the model would choose."""
+class RulesAndSymSpell(SymSpellCorrector):
+    """Lexicon-guided correction with symspell's first candidate (`SymSpellCorrector.fix`) where the model would
+    choose, and the known word a word spells without its apostrophe before that, as `Lexicon.candidates` has it."""
 
     name = "rules + symspell"
 
     def __init__(self, edit_distance: int) -> None:
-        self.lexicon = Lexicon(max_edit_distance=edit_distance)
+        super().__init__(max_edit_distance=edit_distance)
 
     def _choose(self, words: list[str]) -> list[str]:
-        nearest = [self.lexicon.neighbours(w, 1) or [(w.lower(), 0)] for w in words]
-        return [recase(w, self.lexicon.apostrophe(w) or n[0][0]) for w, n in zip(words, nearest)]
+        return [recase(w, a) if (a := self.lexicon.apostrophe(w)) else self.fix(w) for w in words]
 
     def correct_words(self, words: list[str]) -> list[str]:
         return self.lexicon.correct(words, self._choose)
 
-    def correct_sentences(self, lines: list[str]) -> list[str]:
-        return self.lexicon.correct(lines, self._choose)
+    correct_sentences = correct_words
 
 
 @dataclasses.dataclass

@@ -177,7 +177,7 @@ class DenoisePipeline(DiffusionPipeline):
         from textdiffusion.evaluation.elbo import diffusion_nll
 
         scores = [0.0] * len(sources)
-        calls = done = 0
+        calls = 0
         texts_per_call = max(1, batch_size // samples)  # each text is scored `samples` times
         # one network call per batch, of sources of similar lengths: less padding (the masks depend on the seed and
         # the source alone, not on the batch)
@@ -203,9 +203,8 @@ class DenoisePipeline(DiffusionPipeline):
             for i, value in zip(chunk, nll.tolist()):
                 scores[i] = value
             calls += 1
-            done += len(chunk)
             if progress is not None:
-                progress(done, len(sources))
+                progress(start + len(chunk), len(sources))
         return scores, calls
 
     def _source_noise(
