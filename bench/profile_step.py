@@ -353,6 +353,14 @@ def train_profile(
 
     for _ in range(2 if compile else 1):  # compiled: the first steps trace and autotune
         step()
+    synchronize(device)
+    start = time.perf_counter()
+    for _ in range(
+        steps
+    ):  # wall time without the profiler: against the device's busy time, the idle share
+        step()
+    synchronize(device)
+    wall = (time.perf_counter() - start) / steps
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
     with profile(activities=activities) as prof:
         for _ in range(steps):
@@ -369,9 +377,15 @@ def train_profile(
             "share": getattr(e, key, 0) / total,
             "calls_per_step": e.count / steps,
         }
-        for e in events[:12]
+        for e in events[:20]
     ]
-    return {"by": key, "top": top}
+    # self times of all operators summed: on CUDA the kernels' busy time (one stream), to set against the wall
+    return {
+        "by": key,
+        "top": top,
+        "wall_ms_per_step": 1000 * wall,
+        "busy_ms_per_step": total / 1000 / steps,
+    }
 
 
 # -- the run ------------------------------------------------------------------------------------------------------
@@ -481,7 +495,8 @@ def main(args: ProfileArgs) -> dict:
     )
     if "top" in record:
         log(
-            "training step, top operators: "
+            f"training step: {record['wall_ms_per_step']:.1f} ms wall, {record['busy_ms_per_step']:.1f} ms busy; "
+            + "top operators: "
             + ", ".join(f"{op['op']} {op['share']:.0%}" for op in record["top"][:6])
         )
     results.finish()
@@ -536,7 +551,14 @@ def render(data: dict) -> str:
             top = [dict(op, op=f"`{op['op']}`") for op in record["top"][:8]]
             parts.append(
                 f"Training step ({args['size']}, B={args['train_batch']}, L={args['length']}), top operators by "
-                f"{record['by'].replace('_', ' ')}:\n\n"
+                f"{record['by'].replace('_', ' ')}"
+                + (
+                    f" ({record['wall_ms_per_step']:.1f} ms wall per step, {record['busy_ms_per_step']:.1f} ms in "
+                    "operators)"
+                    if "wall_ms_per_step" in record
+                    else ""
+                )
+                + ":\n\n"
                 + markdown_table(
                     top,
                     [

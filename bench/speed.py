@@ -20,9 +20,11 @@ the full L x L scores, PaLM appendix B) against the measured bf16 matmul rate of
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import gc
 import tempfile
+import time
 from pathlib import Path
 from typing import Literal
 
@@ -77,7 +79,9 @@ class SpeedArgs(BenchArgs):
     """On CUDA also time the diffusion samplers over the network compiled with CUDA graphs (two more
     compilations, about a minute)."""
     train_configs: tuple[str, ...] = ("small:256:64:eager", "base:1024:32:both")
-    """Training cases SIZE:SEQ_LEN:BATCH[:eager|compiled|both] (compiled runs on CUDA only; default both)."""
+    """Training cases SIZE:SEQ_LEN:BATCH[:eager|compiled|both[:ATTENTION]] (compiled runs on CUDA only; default
+    both). ATTENTION pins the kernel of `scaled_dot_product_attention`: flash, cudnn, efficient or math (default
+    auto: PyTorch's choice), e.g. base:1024:32:compiled:cudnn."""
     train_steps: int = 10
     """Timed training steps (after 3 warm-up steps, 1 on the CPU)."""
     repeats: int = 3
@@ -348,11 +352,14 @@ def time_training(
     data_dir: str,
     peak: float | None,
     seed: int,
+    attention: str = "auto",
 ) -> dict:
     from textdiffusion.config import DataConfig, TrainConfig
     from textdiffusion.training import Trainer
 
-    with tempfile.TemporaryDirectory() as folder:
+    if compile:  # a fresh compilation per case: earlier cases' graphs must not count toward the recompile limit
+        torch._dynamo.reset()
+    with tempfile.TemporaryDirectory() as folder, attention_backend(attention):
         corpus = training_corpus(data_dir, Path(folder), 3 * (batch + 2) * seq_len)
         config = TrainConfig(
             steps=10**6,
@@ -378,19 +385,29 @@ def time_training(
             torch.cuda.reset_peak_memory_stats(device)
         warmup = 3 if device.type == "cuda" else 1
         timing, loss = time_call(trainer.train_step, device=device, repeats=steps, warmup=warmup)
+        # steady state, as the Trainer runs (one device sync per log interval): the same number of steps back to
+        # back, one sync at the end, so the host's work overlaps the device's
+        start = time.perf_counter()
+        for _ in range(steps):
+            trainer.train_step()
+        synchronize(device)
+        steady = (time.perf_counter() - start) / steps
         model_config_ = trainer.net.config
         record = {
             "parameters": trainer.net.num_parameters(),
             "vocab_size": model_config_.vocab_size,
             "step_seconds": timing.median,
             "tokens_per_s": batch * seq_len / timing.median,
+            "steady_step_seconds": steady,
+            "steady_tokens_per_s": batch * seq_len / steady,
             "loss": float(loss),
             **{k: v for k, v in timing.to_dict().items() if k != "median_s"},
         }
-        flops = flops_per_token(model_config_, seq_len) * batch * seq_len / timing.median
-        record["model_flops_per_s"] = flops
+        flops_per_step = flops_per_token(model_config_, seq_len) * batch * seq_len
+        record["model_flops_per_s"] = flops_per_step / timing.median
         if peak:
-            record["mfu"] = flops / peak
+            record["mfu"] = flops_per_step / timing.median / peak
+            record["steady_mfu"] = flops_per_step / steady / peak
         if device.type == "cuda":
             record["max_memory_gib"] = torch.cuda.max_memory_allocated(device) / 2**30
         del trainer
@@ -398,6 +415,24 @@ def time_training(
     if device.type == "cuda":
         torch.cuda.empty_cache()
     return record
+
+
+ATTENTION_BACKENDS = ("auto", "flash", "cudnn", "efficient", "math")
+
+
+def attention_backend(name: str):
+    """A context pinning `scaled_dot_product_attention` to one kernel (auto: PyTorch's own choice)."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    if name == "auto":
+        return contextlib.nullcontext()
+    backend = {
+        "flash": SDPBackend.FLASH_ATTENTION,
+        "cudnn": SDPBackend.CUDNN_ATTENTION,
+        "efficient": SDPBackend.EFFICIENT_ATTENTION,
+        "math": SDPBackend.MATH,
+    }[name]
+    return sdpa_kernel([backend])
 
 
 def bench_training(args: SpeedArgs, results: Results, device: torch.device) -> None:
@@ -410,19 +445,28 @@ def bench_training(args: SpeedArgs, results: Results, device: torch.device) -> N
         log(f"measured bf16 matmul rate: {peak / 1e12:.1f} TFLOP/s")
     precision = "bf16 autocast" if device.type == "cuda" else "fp32"
     for spec in args.train_configs:
-        size, seq_len, batch, *mode = spec.split(":")
-        seq_len, batch, mode = int(seq_len), int(batch), (mode or ["both"])[0]
-        if mode not in ("eager", "compiled", "both"):
-            raise SystemExit(f"--train-configs {spec!r}: the mode must be eager, compiled or both")
+        size, seq_len, batch, *rest = spec.split(":")
+        mode, attention, *extra = [*rest, *("both", "auto")[len(rest) :]]
+        seq_len, batch = int(seq_len), int(batch)
+        if (
+            extra
+            or mode not in ("eager", "compiled", "both")
+            or attention not in ATTENTION_BACKENDS
+        ):
+            raise SystemExit(
+                f"--train-configs {spec!r}: the mode must be eager, compiled or both and the attention one of "
+                f"{', '.join(ATTENTION_BACKENDS)}"
+            )
         for compile in {"eager": [False], "compiled": [True], "both": [False, True]}[mode]:
             if compile and device.type != "cuda":
                 continue
             name = f"train {size} L={seq_len} B={batch}{' compiled' if compile else ''}"
+            name += f" attention={attention}" if attention != "auto" else ""
             record = run_case(
                 results,
                 "training",
                 name,
-                lambda s=size, n=seq_len, b=batch, c=compile: time_training(
+                lambda s=size, n=seq_len, b=batch, c=compile, a=attention: time_training(
                     s,
                     n,
                     b,
@@ -432,17 +476,24 @@ def bench_training(args: SpeedArgs, results: Results, device: torch.device) -> N
                     data_dir=args.data_dir,
                     peak=peak,
                     seed=args.seed,
+                    attention=a,
                 ),
                 size=size,
                 seq_len=seq_len,
                 batch=batch,
                 compile=compile,
+                attention=attention,
                 precision=precision,
             )
             if "error" not in record:
-                mfu = f", MFU {record['mfu']:.1%}" if "mfu" in record else ""
+                mfu = (
+                    f", MFU {record['mfu']:.1%} (steady {record['steady_mfu']:.1%})"
+                    if "mfu" in record
+                    else ""
+                )
                 log(
-                    f"{name}: {record['tokens_per_s']:,.0f} tok/s, {1000 * record['step_seconds']:.1f} ms/step{mfu}"
+                    f"{name}: {record['tokens_per_s']:,.0f} tok/s, {1000 * record['step_seconds']:.1f} ms/step, "
+                    f"steady {1000 * record['steady_step_seconds']:.1f} ms/step{mfu}"
                 )
 
 
@@ -493,6 +544,7 @@ def render(data: dict) -> dict[str, str]:
         rows = [dict(r) for r in data["training"]]
         for r in rows:
             r["step_ms"] = 1000 * r["step_seconds"] if "step_seconds" in r else None
+            r["steady_ms"] = 1000 * r["steady_step_seconds"] if "steady_step_seconds" in r else None
             if "error" in r:
                 r["size"] = f"{r['size']} (failed: {r['error'][:60]})"
         peak = data.get("matmul_flops_per_s")
@@ -514,9 +566,19 @@ def render(data: dict) -> dict[str, str]:
             ("tokens_per_s", "tokens/s", ",.0f"),
             ("mfu", "MFU", ".1%"),
         ]
+        if any(r.get("attention", "auto") != "auto" for r in rows):
+            columns.insert(7, ("attention", "attention", ""))
+        steady = ""
+        if any("steady_step_seconds" in r for r in rows):  # older result files lack it
+            columns += [("steady_ms", "steady ms/step", ".1f"), ("steady_mfu", "steady MFU", ".1%")]
+            steady = (
+                ", each timed with a device sync around it; `steady` runs as many steps back to back with one "
+                "sync at the end, as the Trainer does (one per log interval)"
+            )
         blocks["training"] = (
             f"Training on {device} (`Trainer.train_step`: forward, ELBO, backward, clip, AdamW, EMA), median "
-            f"of {data['args']['train_steps']} steps. {mfu}\n\n" + markdown_table(rows, columns)
+            f"of {data['args']['train_steps']} steps{steady}. {mfu}\n\n"
+            + markdown_table(rows, columns)
         )
     prefix = readme_prefix(data)
     return {f"{prefix}-{part}": f"{text}\n\n{provenance(data)}" for part, text in blocks.items()}

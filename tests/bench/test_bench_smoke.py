@@ -70,7 +70,7 @@ def test_speed_runs_and_writes_the_expected_keys(tmp_path):
         batches=(2,),
         steps=(4,),
         repeats=1,
-        train_configs=("tiny:16:2",),
+        train_configs=("tiny:16:2:eager:math",),
         train_steps=1,
         data_dir=str(tmp_path),
         json=str(out),
@@ -92,9 +92,22 @@ def test_speed_runs_and_writes_the_expected_keys(tmp_path):
     assert (
         train["tokens_per_s"] > 0 and train["model_flops_per_s"] > 0 and "mfu" not in train
     )  # GPU only
+    assert train["steady_tokens_per_s"] > 0 and train["attention"] == "math"
     blocks = speed.render(data)
     assert set(blocks) == {"speed-cpu-sampling", "speed-cpu-training"}
+    assert (
+        "| math |" in blocks["speed-cpu-training"]
+        and "steady ms/step" in blocks["speed-cpu-training"]
+    )
     assert "| ancestral |" in blocks["speed-cpu-sampling"]
+
+
+def test_speed_refuses_an_unknown_attention_kernel():
+    args = speed.SpeedArgs(
+        device="cpu", only=("training",), train_configs=("tiny:16:2:eager:fast",)
+    )
+    with pytest.raises(SystemExit, match="the attention one of auto, flash, cudnn"):
+        speed.bench_training(args, None, torch.device("cpu"))  # refused before any result
 
 
 def test_flops_per_token_counts_matmuls_and_attention():
