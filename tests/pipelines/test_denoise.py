@@ -91,6 +91,24 @@ def test_cli_file_round_trip_keeps_bytes(tmp_path, denoiser_dir):
     assert got[1] == b"" and got[2] == want[2]  # undecodable bytes survive byte for byte
     # the final newline ends the fourth line
     assert got[-1] == b"" and b" of 4 lines changed" in result.stderr
+    # `--file -` reads standard input and, without --out, writes the same bytes to standard output
+    piped = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "textdiffusion",
+            "denoise",
+            "--file",
+            "-",
+            "--model",
+            str(denoiser_dir),
+        ],
+        input=raw,
+        capture_output=True,
+        timeout=120,
+    )
+    assert piped.returncode == 0, piped.stderr.decode()
+    assert piped.stdout == out.read_bytes()
 
 
 def test_cli_needs_text_or_file(denoiser_dir):

@@ -48,6 +48,10 @@ def test_bad_generation_requests(gen):
         gen(1, length=10_000)
     with pytest.raises(InputError, match="prompt is empty"):
         gen(1, prompt="   ")
+    with pytest.raises(
+        ValueError, match="steps must be positive, got 0"
+    ):  # not the default in disguise
+        gen(1, length=10, steps=0)
     out = gen(1, length=20, prompt="Zoë ☃ ", steps=4)  # never-seen characters: kept, with a warning
     assert out.texts[0].startswith("Zoë ☃ ") and out.warnings
 

@@ -18,7 +18,8 @@ class DenoiseArgs(SamplingArgs):
     model: str = "typo-fixer"
     """Shipped model name, local folder or Hugging Face hub id."""
     file: str | None = None
-    """Correct this file line by line (line order and count kept; lines needing no change stay byte-identical)."""
+    """Correct this file line by line (line order and count kept; lines needing no change stay byte-identical);
+    - reads standard input."""
     out: str | None = None
     """Write the corrected --file here (default: standard output)."""
     batch_size: int = 64
@@ -76,20 +77,24 @@ def denoise(args: DenoiseArgs) -> None:
 
     if bool(args.text) == bool(args.file):
         raise CLIError("give the text to correct, or --file FILE (not both)")
+    raw = None
+    if args.file:  # read before the model loads: a wrong path fails at once
+        try:
+            raw = sys.stdin.buffer.read() if args.file == "-" else Path(args.file).read_bytes()
+        except OSError as exc:
+            raise CLIError(f"cannot read --file {args.file}: {exc.strerror}") from None
     pipe = _load(DenoisePipeline, args)
     sampling = {k: v for k, v in _sampling(args).items() if k != "top_p"}
     sampling["guard"] = args.guard
     sampling["lexicon"] = load_lexicon(args.lexicon, args.edit_distance)
-    if args.file:
-        try:
-            raw = Path(args.file).read_bytes()
-        except OSError as exc:
-            raise CLIError(f"cannot read --file {args.file}: {exc.strerror}") from None
+    if raw is not None:
         # surrogateescape: bytes that are not UTF-8 survive the round trip untouched
         lines = raw.decode("utf-8", errors="surrogateescape").split("\n")
+        from rich.console import Console
         from rich.progress import Progress
 
-        with Progress(transient=True, disable=args.json) as bar:
+        # on standard error: standard output carries the corrected bytes and nothing else
+        with Progress(console=Console(stderr=True), transient=True, disable=args.json) as bar:
             task = bar.add_task("correcting", total=None)
             out = pipe(
                 lines,

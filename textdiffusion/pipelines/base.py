@@ -144,7 +144,8 @@ class DiffusionPipeline:
             kwargs["threshold"] = defaults.threshold if threshold is None else threshold
         counter = _CallCounter(self.denoiser)
         start = time.perf_counter()
-        ids = fn(counter, self.process, shape, steps or defaults.steps, **kwargs)
+        steps = defaults.steps if steps is None else steps  # 0 is an error, not the default
+        ids = fn(counter, self.process, shape, steps, **kwargs)
         if self.device.type == "cuda":
             torch.cuda.synchronize()
         return SampleOutput(
