@@ -126,26 +126,30 @@ class DiffusionPipeline:
         callback: Callable | None = None,
     ) -> SampleOutput:
         """Run the sampler with the model's saved defaults for every argument left as None."""
-        defaults = self.config.sample
-        name = sampler or defaults.sampler
-        fn = get_sampler(name)
+        given = dict(
+            sampler=sampler, steps=steps, temperature=temperature, top_p=top_p, threshold=threshold
+        )
+        # SampleConfig checks the values (0 steps, a negative temperature) with the messages of a saved config
+        settings = dataclasses.replace(
+            self.config.sample, **{k: v for k, v in given.items() if v is not None}
+        )
+        fn = get_sampler(settings.sampler)
         kwargs: dict[str, Any] = dict(
             generator=generator,
             x_init=x_init,
             fixed=fixed,
             t_start=t_start,
             cond=cond,
-            temperature=defaults.temperature if temperature is None else temperature,
-            top_p=defaults.top_p if top_p is None else top_p,
+            temperature=settings.temperature,
+            top_p=settings.top_p,
             attention_mask=attention_mask,
             callback=callback,
         )
-        if name == "confidence":
-            kwargs["threshold"] = defaults.threshold if threshold is None else threshold
+        if settings.sampler == "confidence":
+            kwargs["threshold"] = settings.threshold
         counter = _CallCounter(self.denoiser)
         start = time.perf_counter()
-        steps = defaults.steps if steps is None else steps  # 0 is an error, not the default
-        ids = fn(counter, self.process, shape, steps, **kwargs)
+        ids = fn(counter, self.process, shape, settings.steps, **kwargs)
         if self.device.type == "cuda":
             torch.cuda.synchronize()
         return SampleOutput(
