@@ -384,5 +384,8 @@ def parse_args(cls, quick: dict, argv: list[str] | None = None):
 
     import tyro
 
+    from textdiffusion.cli.common import join_help_lines
+
+    join_help_lines()
     argv = sys.argv[1:] if argv is None else argv
     return tyro.cli(cls, args=argv, default=cls(**quick) if "--quick" in argv else None)

@@ -26,6 +26,19 @@ def test_help_lists_the_subcommands():
         assert name in result.stdout
 
 
+def test_help_wraps_multi_line_descriptions_as_paragraphs():
+    from tyro import _docstrings
+
+    from textdiffusion.cli.common import join_help_lines
+    from textdiffusion.cli.train import TrainArgs
+
+    join_help_lines()  # as main() does
+    join_help_lines()  # twice is harmless
+    help_text = _docstrings.get_field_docstring(TrainArgs, "process", ())
+    # the docstring of --process spans two source lines: its help is one paragraph that rich wraps to the terminal
+    assert "\n" not in help_text and "analog-bit codes of the tokens" in help_text
+
+
 @pytest.mark.parametrize("process", ["masked", "uniform", "gaussian"])
 def test_train_three_steps_then_generate_infill_eval(tmp_path, corpus_file, process):
     out = tmp_path / "model"
@@ -109,6 +122,10 @@ def test_train_three_steps_then_generate_infill_eval(tmp_path, corpus_file, proc
         ),
         (["search", "--out", "{tmp}/s", "--data", "{corpus}", "--resume"], "a search starts fresh"),
         (
+            ["eval", "--data", "{corpus}", "--model", "{model}", "--steps", "0"],
+            "--steps must be positive",
+        ),
+        (
             [
                 "train",
                 "--out",
@@ -131,6 +148,19 @@ def test_user_errors_are_one_clear_line(tmp_path, corpus_file, trained_dir, caps
     assert exc.value.code == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+def test_eval_bounds_the_sampler_by_refinement_steps(corpus_file, trained_dir, capsys):
+    main(["eval", "--data", str(corpus_file), "--model", str(trained_dir), "--steps", "1", "4", "64"]
+         + ["--max-windows", "8", "--samples", "16", "--json"])  # fmt: skip
+    report = json.loads(capsys.readouterr().out)
+    one, four, many = report["by_steps"]
+    assert [r["steps"] for r in report["by_steps"]] == [1, 4, 64] and report["steps"] is None
+    assert one["stderr_bits_per_char"] == 0.0  # one step masks everything: nothing left to chance
+    # a trained model: fewer refinement steps, a looser bound; many steps approach the continuous-time one
+    assert one["bits_per_char"] > four["bits_per_char"] > many["bits_per_char"]
+    noise = 3 * math.hypot(many["stderr_bits_per_char"], report["stderr_bits_per_char"])
+    assert many["bits_per_char"] > report["bits_per_char"] - noise
 
 
 def test_lexicon_option_errors(tmp_path):

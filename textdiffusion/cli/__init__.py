@@ -28,8 +28,9 @@ def commands() -> dict[str, Callable]:
 def main(argv: Sequence[str] | None = None) -> None:
     import tyro
 
-    from textdiffusion.cli.common import CLIError
+    from textdiffusion.cli.common import CLIError, join_help_lines
 
+    join_help_lines()
     try:
         tyro.extras.subcommand_cli_from_dict(
             commands(),

@@ -13,6 +13,29 @@ class CLIError(Exception):
     """A user error the CLI reports in one line, without a traceback."""
 
 
+def join_help_lines() -> None:
+    """Let `--help` wrap multi-line field docstrings as one paragraph.
+
+    tyro 1.0 keeps a docstring's line break wherever the next line does not start with a letter, and tests that
+    before it removes the indentation, so every indented continuation line broke the help text mid-sentence.
+    Dedenting first keeps the breaks it means to keep (blank lines, list items). Nothing changes if tyro's internals
+    do.
+    """
+    try:
+        from tyro import _strings
+    except ImportError:
+        return
+    split = getattr(_strings, "remove_single_line_breaks", None)
+    if split is None or not hasattr(_strings, "dedent") or getattr(split, "dedents", False):
+        return
+
+    def dedented_first(helptext: str) -> str:
+        return split(_strings.dedent(helptext))
+
+    dedented_first.dedents = True  # type: ignore[attr-defined]
+    _strings.remove_single_line_breaks = dedented_first
+
+
 def resolve_device(device: str) -> str:
     """'auto' picks CUDA when present; anything else is checked now rather than mid-run."""
     import torch

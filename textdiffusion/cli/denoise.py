@@ -18,8 +18,8 @@ class DenoiseArgs(SamplingArgs):
     model: str = "typo-fixer"
     """Shipped model name, local folder or Hugging Face hub id."""
     file: str | None = None
-    """Correct this file line by line (line order and count kept; lines needing no change stay byte-identical);
-    - reads standard input."""
+    """Correct this file line by line (line order and count kept; lines needing no change stay byte-identical), or
+    standard input if it is a dash."""
     out: str | None = None
     """Write the corrected --file here (default: standard output)."""
     batch_size: int = 64
