@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # One lent-GPU call (under 10 minutes) for the MFU item of the benchmarks issue: the compiled ~85M-parameter,
 # 1024-token training step timed with each attention kernel and at two batch sizes (bench/speed.py: per-step and
-# steady-state MFU), then profiled (bench/profile_step.py: top kernels, wall time against the kernels' busy time).
+# steady-state MFU), then profiled (bench/profile_step.py: top kernels, wall time against the kernels' busy time), and
+# with the time left the small model's training step with sparse against dense logits (the Trainer keeps dense logits
+# on GPUs until this is measured).
 #
 # Expects: the repo as working directory, tinyshakespeare copied to .gpu/data/tinyshakespeare and the CLI's
 # pure-Python wheels in .whl/ (see scripts/gpu_common.sh). Results come back as $OUT/results.tgz.
@@ -33,6 +35,11 @@ log "speed bench exit $?: $(grep -h 'train \|FAILED' "$W/logs/speed.log" | tr '\
 timeout $(( $(left) - 15 )) $PY bench/profile_step.py --device $DEVICE $PROFILE_SIZE --vocab-sizes \
   --json "$W/results/profile-train.json" --no-readme > "$W/logs/profile.log" 2>&1
 log "profile exit $?: $(grep -h 'training step' "$W/logs/profile.log")"
+
+# -- 3: the small model's step with sparse against dense logits (and the sampler fast path), if time is left ------
+[ "$(left)" -gt 60 ] && { timeout $(( $(left) - 15 )) $PY bench/profile_step.py --device $DEVICE --steps 64 \
+  --json "$W/results/profile-steps.json" --no-readme > "$W/logs/profile-steps.log" 2>&1
+  log "sparse/dense exit $?: $(grep -h 'train step' "$W/logs/profile-steps.log" | tr '\n' ' ')"; }
 
 log "done; $(left) s of the budget left"
 tar -C "$W" -czf "$OUT/results.tgz" results logs
