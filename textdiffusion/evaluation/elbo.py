@@ -171,13 +171,13 @@ def discrete_time_nll(
             f"this model uses {type(process).__name__}"
         )
     device = next(model.parameters()).device
-    grid = time_grid(steps, 1.0, device="cpu").flip(
-        0
-    )  # t_0 = 0 .. t_T = 1, the sampler's float32 times
+    # t_0 = 0 .. t_T = 1: the sampler's own float32 times
+    grid = time_grid(steps, 1.0, device="cpu").flip(0)
     alpha = process.alpha(grid).double()  # (T + 1,)
-    weights = (
-        steps * (alpha[:-1] - alpha[1:]) / (1.0 - alpha[1:])
-    )  # (T,) step i at index i - 1, times T
+    # (T,): the weight of step i at index i - 1, times T (the step is drawn with probability 1 / T); a step whose
+    # float32 alpha rounds to 1 masks nothing and reveals nothing, in the sampler as here
+    masked_share = 1.0 - alpha[1:]
+    weights = steps * (alpha[:-1] - alpha[1:]) / masked_share.clamp(min=1e-300)
     N = x0.shape[0]
     u = uniform((N, samples), device="cpu", generator=generator, dtype=torch.float64)
     strata = (torch.arange(samples, dtype=torch.float64)[None] + u) / samples  # (N, S) in [0, 1)
@@ -306,10 +306,10 @@ def evaluate_text(
         )
     else:
         generator = torch.Generator().manual_seed(seed)
-        score = (
+        bound = (
             diffusion_nll if steps is None else functools.partial(discrete_time_nll, steps=steps)
         )
-        total, var = score(
+        total, var = bound(
             model,
             pretrained.process,
             x0,
