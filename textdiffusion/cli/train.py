@@ -131,8 +131,11 @@ def search(args: SearchArgs) -> None:
     """Hyperparameter search: one short training run per (learning rate, batch size), ranked by validation bits/char.
 
     Each trial trains with the train options given (set a small --steps, or --max-minutes for equal-cost trials) into
-    OUT/lr=LR,bs=B, a loadable model; OUT/search.json holds the table. One process (not under torchrun)."""
+    OUT/lr=LR,bs=B, a loadable model; OUT/search.json holds the table. One process (not under torchrun). The number
+    of refinement steps is a sampling setting: `textdiffusion eval --steps 8 16 32 64` on the chosen model bounds the
+    sampler's likelihood at each."""
     import logging
+    import math
     import os
     from pathlib import Path
 
@@ -168,3 +171,11 @@ def search(args: SearchArgs) -> None:
     print(format_trials(trials))
     best = trials[0]
     print(f"best: --lr {best.lr:g} --batch-size {best.batch_size} (model in {best.out})")
+    if (
+        args.train.objective == "diffusion"
+        and args.process == "masked"
+        and math.isfinite(best.valid_bits_per_char)
+    ):
+        print(
+            f"refinement steps: textdiffusion eval --model {best.out} --data VALID.txt --steps 8 16 32 64"
+        )
