@@ -355,9 +355,8 @@ def train_profile(
         step()
     synchronize(device)
     start = time.perf_counter()
-    for _ in range(
-        steps
-    ):  # wall time without the profiler: against the device's busy time, the idle share
+    # wall time without the profiler, to set against the device's busy time: the idle share
+    for _ in range(steps):
         step()
     synchronize(device)
     wall = (time.perf_counter() - start) / steps
