@@ -157,6 +157,14 @@ def test_eval_bounds_the_sampler_by_refinement_steps(corpus_file, trained_dir, c
     one, four, many = report["by_steps"]
     assert [r["steps"] for r in report["by_steps"]] == [1, 4, 64] and report["steps"] is None
     assert one["stderr_bits_per_char"] == 0.0  # one step masks everything: nothing left to chance
+    for r in report[
+        "by_steps"
+    ]:  # the cost side: one sample with the cached sampler, at most one call per step
+        assert (
+            r["sampler"] == "cached"
+            and 1 <= r["network_calls"] <= r["steps"]
+            and r["sample_seconds"] > 0
+        )
     # a trained model: fewer refinement steps, a looser bound; many steps approach the continuous-time one
     assert one["bits_per_char"] > four["bits_per_char"] > many["bits_per_char"]
     noise = 3 * math.hypot(many["stderr_bits_per_char"], report["stderr_bits_per_char"])
