@@ -130,6 +130,11 @@ def test_config_errors(saved):
     (path / "config.json").write_text(json.dumps({**config, "format_version": 99}))
     with pytest.raises(CheckpointError, match="newer than this textdiffusion"):
         load_pretrained(path)
+    (path / "config.json").write_text(json.dumps({**config, "sample": {"steps": 0}}))
+    with pytest.raises(
+        ConfigError, match=r"config.json \[sample\]: --steps must be positive, got 0"
+    ):
+        load_pretrained(path)
     (path / "config.json").write_text("{oops")
     with pytest.raises(CheckpointError, match="not valid JSON"):
         load_pretrained(path)
