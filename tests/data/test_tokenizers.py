@@ -47,6 +47,15 @@ def test_unseen_characters_fall_back_to_bytes(char_tok):
     assert char_tok.decode(ids) == text
 
 
+@pytest.mark.parametrize("name", ["char_tok", "bpe_tok"])
+def test_undecodable_bytes_encode_as_replacement_characters(request, name):
+    tok = request.getfixturevalue(name)
+    # b"\xff" read with surrogateescape (a command-line argument, a --file) is the lone surrogate U+DCFF
+    text = b"ab\xffc".decode("utf-8", errors="surrogateescape")
+    assert tok.encode(text) == tok.encode("ab\ufffdc")
+    assert tok.encode_batch([text, "ab"]) == [tok.encode("ab\ufffdc"), tok.encode("ab")]
+
+
 def test_save_load_roundtrip(tmp_path, char_tok, bpe_tok):
     for tok in (char_tok, bpe_tok):
         tok.save(tmp_path / "tokenizer.json")

@@ -87,6 +87,11 @@ def test_bad_infill_requests(infill):
         infill("word " * 40 + "___", blank_length=5)
     out = infill("Zoë ___ ☃", blank_length=2, steps=4)
     assert out.text.startswith("Zoë ") and out.text.endswith(" ☃") and out.warnings
+    undecodable = b"\xff\xfe ___ end".decode("utf-8", errors="surrogateescape")  # as argv brings it
+    out = infill(undecodable, blank_length=2, steps=4)
+    assert out.text.startswith("\udcff\udcfe ") and out.text.endswith(
+        " end"
+    )  # the bytes survive untouched
 
 
 def test_pipeline_save_and_reload(tmp_path, gen):

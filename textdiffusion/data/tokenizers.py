@@ -8,6 +8,7 @@ from user text: a literal "[MASK]" in the input is spelled out like any other te
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -101,10 +102,11 @@ class Tokenizer:
         return "bpe" if isinstance(self.backend.pre_tokenizer, pre_tokenizers.ByteLevel) else "char"
 
     def encode(self, text: str) -> list[int]:
-        return self.backend.encode(text, add_special_tokens=False).ids
+        return self.backend.encode(_encodable(text), add_special_tokens=False).ids
 
     def encode_batch(self, texts: Sequence[str]) -> list[list[int]]:
-        return [e.ids for e in self.backend.encode_batch(list(texts), add_special_tokens=False)]
+        texts = [_encodable(text) for text in texts]
+        return [e.ids for e in self.backend.encode_batch(texts, add_special_tokens=False)]
 
     def byte_fallback_ids(self) -> list[int]:
         """Ids of the `<0x..>` byte tokens of a character tokenizer (they never occur in its training text)."""
@@ -139,3 +141,14 @@ class Tokenizer:
 
     def __repr__(self) -> str:
         return f"Tokenizer(kind={self.kind!r}, vocab_size={self.vocab_size})"
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _encodable(text: str) -> str:
+    """`text` with each lone surrogate as U+FFFD. Bytes that are not UTF-8 reach Python as lone surrogates
+    (command-line arguments, files read with surrogateescape), and the Rust tokenizer refuses any string holding one;
+    the model sees a replacement character there, while the pipelines keep the caller's text outside what they
+    change."""
+    return _SURROGATE.sub("\ufffd", text) if _SURROGATE.search(text) else text
