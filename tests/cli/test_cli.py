@@ -126,6 +126,18 @@ def test_train_three_steps_then_generate_infill_eval(tmp_path, corpus_file, proc
             "--steps must be positive",
         ),
         (
+            ["eval", "--data", "{corpus}", "--model", "{model}", "--samples", "0"],
+            "samples must be at least 1",
+        ),
+        (
+            ["eval", "--data", "{corpus}", "--model", "{model}", "--max-windows", "0"],
+            "max_windows must be",
+        ),
+        (
+            ["eval", "--data", "{corpus}", "--model", "{model}", "--batch-size", "0"],
+            "batch_size must be",
+        ),
+        (
             [
                 "train",
                 "--out",

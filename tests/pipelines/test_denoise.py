@@ -10,6 +10,7 @@ from textdiffusion.checkpoint import CheckpointConfig, save_pretrained
 from textdiffusion.config import ModelConfig, SampleConfig
 from textdiffusion.data import Tokenizer
 from textdiffusion.networks import DiffusionTransformer
+from textdiffusion.pipelines import InputError
 from textdiffusion.pipelines.denoise import DenoisePipeline, edit_distance, plausible_edit
 
 
@@ -59,6 +60,8 @@ def test_empty_and_non_text_input(denoiser_dir):
     assert pipe([]).texts == []
     assert pipe("").texts == [""]
     assert pipe("\n\n").texts == ["\n\n"]
+    with pytest.raises(InputError, match="batch_size must be at least 1, got 0"):
+        pipe(["x"], batch_size=0)
 
 
 def test_cli_file_round_trip_keeps_bytes(tmp_path, denoiser_dir):

@@ -94,15 +94,18 @@ def denoise(args: DenoiseArgs) -> None:
         from rich.progress import Progress
 
         # on standard error: standard output carries the corrected bytes and nothing else
-        with Progress(console=Console(stderr=True), transient=True, disable=args.json) as bar:
-            task = bar.add_task("correcting", total=None)
-            out = pipe(
-                lines,
-                batch_size=args.batch_size,
-                seed=args.seed,
-                progress=lambda done, total: bar.update(task, completed=done, total=total),
-                **sampling,
-            )
+        try:
+            with Progress(console=Console(stderr=True), transient=True, disable=args.json) as bar:
+                task = bar.add_task("correcting", total=None)
+                out = pipe(
+                    lines,
+                    batch_size=args.batch_size,
+                    seed=args.seed,
+                    progress=lambda done, total: bar.update(task, completed=done, total=total),
+                    **sampling,
+                )
+        except InputError as exc:
+            raise CLIError(str(exc)) from None
         data = "\n".join(out.texts).encode("utf-8", errors="surrogateescape")
         if args.out:
             tmp = Path(args.out).with_name(f".{Path(args.out).name}.tmp")

@@ -285,6 +285,13 @@ def evaluate_text(
     With `steps`, the bound of the `steps`-step ancestral sampler (`discrete_time_nll`, masked diffusion) instead of
     the continuous-time one.
     """
+    for name, value in (
+        ("samples", samples),
+        ("batch_size", batch_size),
+        ("max_windows", max_windows),
+    ):
+        if value is not None and value < 1:
+            raise ValueError(f"{name} must be at least 1, got {value}")
     tokenizer, model = pretrained.tokenizer, pretrained.model
     ids = tokenizer.encode(text)
     x0, valid = windows(ids, model.config.max_len, pad_id=tokenizer.pad_id)

@@ -313,6 +313,8 @@ class DenoisePipeline(DiffusionPipeline):
         texts = [texts] if isinstance(texts, str) else list(texts)
         if not all(isinstance(t, str) for t in texts):
             raise InputError("texts must be strings")
+        if batch_size < 1:
+            raise InputError(f"batch_size must be at least 1, got {batch_size}")
         start = time.perf_counter()
         if lexicon is not None:
             outputs, calls = self._correct_unknown_words(
