@@ -54,7 +54,12 @@ def evaluate(args: EvalArgs) -> None:
             )
             for steps in [*args.steps, None]
         ]
-        costs = [sampling_cost(pretrained, steps, seed=args.seed) for steps in args.steps]
+        costs = []
+        if args.steps:
+            from textdiffusion.pipelines.base import DiffusionPipeline
+
+            pipe = DiffusionPipeline(pretrained)
+            costs = [sampling_cost(pipe, steps, seed=args.seed) for steps in args.steps]
     except (CheckpointError, DataError, ValueError) as exc:
         raise CLIError(str(exc)) from None
     result = results[-1]
@@ -86,18 +91,15 @@ def evaluate(args: EvalArgs) -> None:
             print(f"    {label:>12}  {r.bits_per_char:.4f} ± {r.stderr_bits_per_char:.4f}{cost}")
 
 
-def sampling_cost(pretrained, steps: int, *, seed: int) -> dict:
+def sampling_cost(pipe, steps: int, *, seed: int) -> dict:
     """Seconds and network calls of one full-context sample with the sampler the T-step bound is for."""
     import torch
 
-    from textdiffusion.pipelines.base import DiffusionPipeline
-
-    pipe = DiffusionPipeline(pretrained)
     # the cached sampler draws from the same distribution as the ancestral one with fewer network calls; it needs
     # a model that ignores t
-    sampler = "ancestral" if pretrained.model.config.time_conditioning else "cached"
+    sampler = "ancestral" if pipe.model.config.time_conditioning else "cached"
     out = pipe.sample(
-        (1, pretrained.model.config.max_len),
+        (1, pipe.max_len),
         steps=steps,
         sampler=sampler,
         temperature=1.0,

@@ -106,8 +106,7 @@ def diffusion_nll(
         scores = None
     else:
         u, scores = noise[0].cpu(), noise[1].reshape(N * samples, -1)
-    strata = (torch.arange(samples, dtype=torch.float64)[None] + u) / samples  # (N, S)
-    counts = (strata * n_valid[:, None]).floor().long() + 1  # (N, S) in 1..n
+    counts = (_stratified(u) * n_valid[:, None]).floor().long() + 1  # (N, S) in 1..n
     counts = torch.minimum(counts, n_valid[:, None])
     window_index = torch.arange(N)[:, None].expand(N, samples).reshape(-1)  # (N*S,)
     flat_counts = counts.reshape(-1)  # (N*S,)
@@ -118,17 +117,8 @@ def diffusion_nll(
         xb, vb = x0[idx].to(device), valid[idx].to(device)
         draws = None if scores is None else scores[start : start + batch_size].to(device)
         xt = process.q_sample_count(xb, k.to(device), valid=vb, generator=generator, scores=draws)
-        full = bool(vb.all())
         c = None if cond is None else cond.index(idx.to(device))
-        # the output layer at the masked positions only: the only logits the cross-entropy reads
-        logits = model(
-            xt,
-            None,
-            cond=c,
-            attention_mask=None if full else vb,
-            output_mask=process.output_mask(xt),
-        )
-        ce = process.cross_entropy(logits, xb, xt).double().sum(dim=1).cpu()  # (b,)
+        ce = _masked_nll(model, process, xt, xb, vb, None, c)  # (b,)
         estimates[start : start + batch_size] = ce * n_valid[idx].double() / k.double()
     return _collapsed_strata(estimates.view(N, samples))  # (N, S), column j from stratum j
 
@@ -180,8 +170,9 @@ def discrete_time_nll(
     weights = steps * (alpha[:-1] - alpha[1:]) / masked_share.clamp(min=1e-300)
     N = x0.shape[0]
     u = uniform((N, samples), device="cpu", generator=generator, dtype=torch.float64)
-    strata = (torch.arange(samples, dtype=torch.float64)[None] + u) / samples  # (N, S) in [0, 1)
-    step = (strata * steps).long().clamp(max=steps - 1).reshape(-1)  # (N*S,) i - 1 in 0..T-1
+    step = (
+        (_stratified(u) * steps).long().clamp(max=steps - 1).reshape(-1)
+    )  # (N*S,) i - 1 in 0..T-1
     window_index = torch.arange(N)[:, None].expand(N, samples).reshape(-1)  # (N*S,)
     estimates = torch.zeros(N * samples, dtype=torch.float64)
     for start in range(0, N * samples, batch_size):
@@ -191,16 +182,30 @@ def discrete_time_nll(
         # padding may be masked too: it is hidden from attention and left out of the sum
         xt = process.q_sample(xb, t, generator=generator)
         c = None if cond is None else cond.index(idx.to(device))
-        logits = model(
-            xt,
-            t,
-            cond=c,
-            attention_mask=None if bool(vb.all()) else vb,
-            output_mask=process.output_mask(xt),
+        estimates[start : start + batch_size] = weights[i] * _masked_nll(
+            model, process, xt, xb, vb, t, c
         )
-        ce = (process.cross_entropy(logits, xb, xt).double() * vb).sum(dim=1).cpu()  # (b,)
-        estimates[start : start + batch_size] = weights[i] * ce
     return _collapsed_strata(estimates.view(N, samples))
+
+
+def _stratified(u: torch.Tensor) -> torch.Tensor:
+    """U[0, 1) draws (N, S) moved into strata: column j into [j / S, (j + 1) / S)."""
+    samples = u.shape[1]
+    return (torch.arange(samples, dtype=torch.float64)[None] + u) / samples
+
+
+def _masked_nll(model, process, xt, x0, valid, t, cond) -> torch.Tensor:
+    """-log p_theta(x_0 | x_t) summed over the masked real tokens of each row: float64 (b,) on the CPU. The output
+    layer runs at the masked positions only, the only logits the cross-entropy reads; padding is hidden from
+    attention and, if masked, left out of the sum."""
+    logits = model(
+        xt,
+        t,
+        cond=cond,
+        attention_mask=None if bool(valid.all()) else valid,
+        output_mask=process.output_mask(xt),
+    )
+    return (process.cross_entropy(logits, x0, xt).double() * valid).sum(dim=1).cpu()
 
 
 def _collapsed_strata(estimates: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -225,8 +230,7 @@ def _time_stratified_nll(
     device = next(model.parameters()).device
     N = x0.shape[0]
     u = uniform((N, samples), device="cpu", generator=generator, dtype=torch.float64)
-    strata = (torch.arange(samples, dtype=torch.float64)[None] + u) / samples  # (N, S) in [0, 1)
-    times = strata.float().reshape(-1)
+    times = _stratified(u).float().reshape(-1)
     window_index = torch.arange(N)[:, None].expand(N, samples).reshape(-1)  # (N*S,)
     estimates = torch.zeros(N * samples, dtype=torch.float64)
     for start in range(0, N * samples, batch_size):

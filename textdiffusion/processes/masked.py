@@ -113,7 +113,7 @@ class MaskedProcess(ContinuousTimeProcess):
 
         `logits` are (B, L, V), or (n, V) at the masked positions only, in row-major order (`output_mask`).
         """
-        masked = xt == self.mask_id
+        masked = self.output_mask(xt)
         if logits.dim() == 2:
             nll = -self.log_probs(logits).gather(-1, x0[masked].unsqueeze(-1)).squeeze(-1)  # (n,)
             return torch.zeros(xt.shape, device=nll.device).masked_scatter(masked, nll)
