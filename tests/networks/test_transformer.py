@@ -104,17 +104,15 @@ def test_config_validation_names_the_flag():
 
 @pytest.mark.parametrize("align", [True, False])
 def test_target_positions_restart_after_an_aligned_prefix(tiny_config, monkeypatch, align):
-    import textdiffusion.networks.transformer as transformer
-
     seen = []
-    original = transformer.rotary_tables
-
-    def spy(positions, *args, **kwargs):
-        seen.append(positions.clone())
-        return original(positions, *args, **kwargs)
-
-    monkeypatch.setattr(transformer, "rotary_tables", spy)
     model = DiffusionTransformer(dataclasses.replace(tiny_config, align_prefix=align))
+    original = model.rotary
+
+    def spy(positions):
+        seen.append(positions.clone())
+        return original(positions)
+
+    monkeypatch.setattr(model, "rotary", spy)
     prefix_mask = torch.tensor([[True, True, True, False]])  # one padded prefix slot
     model(
         torch.zeros(1, 5, dtype=torch.long),
@@ -123,3 +121,27 @@ def test_target_positions_restart_after_an_aligned_prefix(tiny_config, monkeypat
     )
     target = [0, 1, 2, 3, 4] if align else [3, 4, 5, 6, 7]
     assert seen[0].tolist() == [[0, 1, 2, 2] + target]
+
+
+def test_rotary_lookup_matches_the_formula_and_stays_float32(tiny_config):
+    from textdiffusion.networks.layers import rotary_tables
+
+    model = DiffusionTransformer(tiny_config)
+    head_dim = tiny_config.dim // tiny_config.n_heads
+    positions = torch.randint(0, tiny_config.max_len, (3, 7))
+    for pos in (positions, positions[0]):
+        for got, want in zip(model.rotary(pos), rotary_tables(pos, head_dim)):
+            assert got.shape == want.shape
+            assert torch.equal(got, want)
+    assert "rope_cos" not in model.state_dict()  # derived from the config, never saved
+    half = model.to(torch.bfloat16)
+    assert half.rope_cos.dtype == torch.float32 and half.embed.weight.dtype == torch.bfloat16
+    assert torch.equal(half.rotary(positions)[1], rotary_tables(positions, head_dim)[1])
+
+
+def test_autoregressive_sampling_beyond_max_len_is_refused(tiny_config):
+    from textdiffusion.samplers.autoregressive import sample_autoregressive
+
+    model = DiffusionTransformer(dataclasses.replace(tiny_config, causal=True)).eval()
+    with pytest.raises(ValueError, match="max_len"):
+        sample_autoregressive(model, (1, tiny_config.max_len + 1), bos_id=2)

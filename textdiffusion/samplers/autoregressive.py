@@ -59,6 +59,8 @@ def sample_autoregressive(
         int64 (B, L).
     """
     B, L = shape
+    if L > model.config.max_len:
+        raise ValueError(f"cannot sample {L} tokens: the model's max_len is {model.config.max_len}")
     device = next(model.parameters()).device
     ids = torch.full((B, L + 1), bos_id, dtype=torch.long, device=device)  # ids[:, 0] is BOS
     start = 0

@@ -78,7 +78,8 @@ def wrap(model: torch.nn.Module, info: DistInfo, *, parallel: str) -> torch.nn.M
         from torch.nn.parallel import DistributedDataParallel
 
         device_ids = [info.device.index] if info.device.type == "cuda" else None
-        return DistributedDataParallel(model, device_ids=device_ids)
+        # the only buffers (the rotary tables) are computed from the config, the same on every rank: no broadcast
+        return DistributedDataParallel(model, device_ids=device_ids, broadcast_buffers=False)
     if parallel == "fsdp":
         from torch.distributed.fsdp import fully_shard
 
