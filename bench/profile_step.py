@@ -30,9 +30,11 @@ from pathlib import Path
 
 import torch
 from common import (
+    ATTENTION_BACKENDS,
     RESULTS_DIR,
     BenchArgs,
     Results,
+    attention_backend,
     autocast,
     inference_dtype,
     log,
@@ -72,6 +74,8 @@ class ProfileArgs(BenchArgs):
     """Batch of the training-step profile (sequences of --length)."""
     train_compile: bool = False
     """torch.compile the network of the training-step profile (as `textdiffusion train --compile`)."""
+    train_attention: str = "auto"
+    """Attention kernel of the training-step profile: auto (PyTorch's choice), flash, cudnn, efficient or math."""
     repeats: int = 3
     seed: int = 0
 
@@ -327,12 +331,19 @@ def train_step_case(
 
 
 def train_profile(
-    *, size: str, batch: int, length: int, device, compile: bool = False, steps: int = 3
+    *,
+    size: str,
+    batch: int,
+    length: int,
+    device,
+    compile: bool = False,
+    attention: str = "auto",
+    steps: int = 3,
 ) -> dict:
-    """Top operators of the training step (forward, loss, backward, AdamW) by self time, from torch.profiler."""
-    from torch.profiler import ProfilerActivity, profile
-
+    """Top operators of the training step (forward, loss, backward, AdamW) by self time, from torch.profiler; on
+    CUDA the kernels, and their time by kind (matmul, attention, fused Triton, optimizer, other)."""
     from textdiffusion.networks import DiffusionTransformer
+    from textdiffusion.training.ema import EMA
     from textdiffusion.training.objectives import DiffusionObjective
 
     model = DiffusionTransformer(model_config(size, vocab_size=326, max_len=length)).to(device)
@@ -344,12 +355,24 @@ def train_profile(
     generator = torch.Generator(device=device).manual_seed(0)
     x0 = torch.randint(5, 326, (batch, length), device=device, generator=generator)
 
-    def step():
+    ema = EMA(model, decay=0.9999)
+
+    def step():  # as Trainer.train_step
         with autocast(device):
             loss = objective(model, x0, generator=generator)
         loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
+        ema.update(model)
+
+    with attention_backend(attention):
+        return _profile_steps(step, device=device, compile=compile, steps=steps)
+
+
+def _profile_steps(step, *, device, compile: bool, steps: int) -> dict:
+    from torch.autograd import DeviceType
+    from torch.profiler import ProfilerActivity, profile
 
     for _ in range(2 if compile else 1):  # compiled: the first steps trace and autotune
         step()
@@ -366,8 +389,15 @@ def train_profile(
             step()
         if device.type == "cuda":
             torch.cuda.synchronize(device)
-    key = "self_device_time_total" if device.type == "cuda" else "self_cpu_time_total"
-    events = sorted(prof.key_averages(), key=lambda e: getattr(e, key, 0), reverse=True)
+    if (
+        device.type == "cuda"
+    ):  # the kernels themselves (operators would count their kernels' time twice)
+        key = "self_device_time_total"
+        events = [e for e in prof.key_averages() if e.device_type == DeviceType.CUDA]
+    else:
+        key = "self_cpu_time_total"
+        events = list(prof.key_averages())
+    events.sort(key=lambda e: getattr(e, key, 0), reverse=True)
     total = sum(getattr(e, key, 0) for e in events) or 1
     top = [
         {
@@ -378,13 +408,35 @@ def train_profile(
         }
         for e in events[:20]
     ]
-    # self times of all operators summed: on CUDA the kernels' busy time (one stream), to set against the wall
+    categories: dict[str, float] = {}
+    for e in events:
+        name = kernel_category(e.key) if device.type == "cuda" else "operators"
+        categories[name] = categories.get(name, 0.0) + getattr(e, key, 0) / 1000 / steps
+    # on CUDA the kernels' busy time (one stream), to set against the wall
     return {
         "by": key,
         "top": top,
+        "categories": categories,
         "wall_ms_per_step": 1000 * wall,
         "busy_ms_per_step": total / 1000 / steps,
     }
+
+
+KERNEL_CATEGORIES = (  # first match wins: attention kernels' names also hold "sm90" or "gemm"
+    ("attention", ("flash", "fmha", "sdpa", "attention", "attn")),
+    ("matmul", ("gemm", "nvjet", "xmma", "cutlass", "cublas")),
+    ("fused (Triton)", ("triton",)),
+    ("optimizer, clip, EMA", ("multi_tensor", "fused_adam", "adam")),
+)
+
+
+def kernel_category(name: str) -> str:
+    """Which kind of work a CUDA kernel does, from its name (other: eager element-wise, reductions, copies)."""
+    lower = name.lower()
+    for category, marks in KERNEL_CATEGORIES:
+        if any(mark in lower for mark in marks):
+            return category
+    return "other"
 
 
 # -- the run ------------------------------------------------------------------------------------------------------
@@ -393,6 +445,10 @@ def main(args: ProfileArgs) -> dict:
         data = json.loads(Path(args.render).read_text())
         update_readme(readme_name(data), render(data), title="Fast path: before/after")
         return data
+    if args.train_attention not in ATTENTION_BACKENDS:
+        raise SystemExit(
+            f"--train-attention {args.train_attention!r}: choose one of {', '.join(ATTENTION_BACKENDS)}"
+        )
     device = resolve_device(args.device)
     setup_torch(device, threads=args.threads)
     path = args.json or RESULTS_DIR / f"profile-{device.type}{'-quick' if args.quick else ''}.json"
@@ -490,6 +546,7 @@ def main(args: ProfileArgs) -> dict:
             length=args.length,
             device=device,
             compile=args.train_compile,
+            attention=args.train_attention,
         ),
     )
     if "top" in record:
@@ -497,6 +554,10 @@ def main(args: ProfileArgs) -> dict:
             f"training step: {record['wall_ms_per_step']:.1f} ms wall, {record['busy_ms_per_step']:.1f} ms busy; "
             + "top operators: "
             + ", ".join(f"{op['op']} {op['share']:.0%}" for op in record["top"][:6])
+        )
+        log(
+            "kernel ms/step by kind: "
+            + ", ".join(f"{kind} {ms:.2f}" for kind, ms in record["categories"].items())
         )
     results.finish()
     if args.readme:
@@ -515,8 +576,10 @@ def _report(record: dict) -> None:
 
 
 def readme_name(data: dict) -> str:
+    """profile-DEVICE[-quick][-train]: a run without vocabularies (`--vocab-sizes` empty) profiles training only."""
     device = "cuda" if data["machine"]["device"].startswith("cuda") else "cpu"
-    return f"profile-{device}{'-quick' if data['args'].get('quick') else ''}"
+    train_only = "-train" if not data["args"].get("vocab_sizes", True) else ""
+    return f"profile-{device}{'-quick' if data['args'].get('quick') else ''}{train_only}"
 
 
 def render(data: dict) -> str:
@@ -538,35 +601,46 @@ def render(data: dict) -> str:
         ("outside_network_after", "outside net. after", ".0%"),
         ("identical", "same output", ""),
     ]
-    parts = [
-        f"{args['size']} model on {data['machine']['device']}, median of {args['repeats']} runs each; before = the "
-        "reference code kept in `bench/profile_step.py`, after = the package. `outside net.` = share of the "
-        "sampler's time not spent in network calls (ancestral/confidence). `same output`: the same generator gives the "
-        "same tokens (the training step: the same loss, to 1e-3; it is timed at learning rate 0, with AdamW, so "
-        "every step sees the same weights).\n\n" + markdown_table(rows, columns)
-    ]
+    parts = []
+    if rows:
+        parts.append(
+            f"{args['size']} model on {data['machine']['device']}, median of {args['repeats']} runs each; before = "
+            "the reference code kept in `bench/profile_step.py`, after = the package. `outside net.` = share of the "
+            "sampler's time not spent in network calls (ancestral/confidence). `same output`: the same generator "
+            "gives the same tokens (the training step: the same loss, to 1e-3; it is timed at learning rate 0, with "
+            "AdamW, so every step sees the same weights).\n\n" + markdown_table(rows, columns)
+        )
     for record in data.get("train_profile", []):
-        if "top" in record:
-            top = [dict(op, op=f"`{op['op']}`") for op in record["top"][:8]]
+        if "top" not in record:
+            continue
+        kernels = record["by"] == "self_device_time_total"
+        what = "kernels" if kernels else "operators"
+        setting = f"{args['size']}, B={args['train_batch']}, L={args['length']}"
+        setting += ", compiled" if args.get("train_compile") else ""
+        if args.get("train_attention", "auto") != "auto":
+            setting += f", attention {args['train_attention']}"
+        times = (
+            f" ({record['wall_ms_per_step']:.1f} ms wall per step, {record['busy_ms_per_step']:.1f} ms in {what})"
+            if "wall_ms_per_step" in record
+            else ""
+        )
+        top = [dict(op, op=f"`{op['op'][:120]}`") for op in record["top"][: 12 if kernels else 8]]
+        columns = [
+            ("op", what[:-1], ""),
+            ("ms_per_step", "ms/step", ".2f"),
+            ("share", "share", ".0%"),
+            ("calls_per_step", "calls/step", ".0f"),
+        ]
+        parts.append(
+            f"Training step ({setting}), top {what} by {record['by'].replace('_', ' ')}{times}:\n\n"
+            + markdown_table(top, columns)
+        )
+        if kernels and record.get("categories"):
+            kinds = sorted(record["categories"].items(), key=lambda kv: -kv[1])
             parts.append(
-                f"Training step ({args['size']}, B={args['train_batch']}, L={args['length']}), top operators by "
-                f"{record['by'].replace('_', ' ')}"
-                + (
-                    f" ({record['wall_ms_per_step']:.1f} ms wall per step, {record['busy_ms_per_step']:.1f} ms in "
-                    "operators)"
-                    if "wall_ms_per_step" in record
-                    else ""
-                )
-                + ":\n\n"
-                + markdown_table(
-                    top,
-                    [
-                        ("op", "operator", ""),
-                        ("ms_per_step", "ms/step", ".2f"),
-                        ("share", "share", ".0%"),
-                        ("calls_per_step", "calls/step", ".0f"),
-                    ],
-                )
+                "Kernel time by kind, ms per step (`kernel_category` in `bench/profile_step.py`): "
+                + ", ".join(f"{kind} {ms:.1f}" for kind, ms in kinds)
+                + "."
             )
     parts.append(provenance(data))
     return "\n\n".join(parts)

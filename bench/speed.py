@@ -20,7 +20,6 @@ the full L x L scores, PaLM appendix B) against the measured bf16 matmul rate of
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import gc
 import tempfile
@@ -30,12 +29,14 @@ from typing import Literal
 
 import torch
 from common import (
+    ATTENTION_BACKENDS,
     CHAR_VOCAB,
     DEFAULT_DATA,
     RESULTS_DIR,
     BenchArgs,
     CallCounter,
     Results,
+    attention_backend,
     inference_dtype,
     log,
     markdown_table,
@@ -415,24 +416,6 @@ def time_training(
     if device.type == "cuda":
         torch.cuda.empty_cache()
     return record
-
-
-ATTENTION_BACKENDS = ("auto", "flash", "cudnn", "efficient", "math")
-
-
-def attention_backend(name: str):
-    """A context pinning `scaled_dot_product_attention` to one kernel (auto: PyTorch's own choice)."""
-    from torch.nn.attention import SDPBackend, sdpa_kernel
-
-    if name == "auto":
-        return contextlib.nullcontext()
-    backend = {
-        "flash": SDPBackend.FLASH_ATTENTION,
-        "cudnn": SDPBackend.CUDNN_ATTENTION,
-        "efficient": SDPBackend.EFFICIENT_ATTENTION,
-        "math": SDPBackend.MATH,
-    }[name]
-    return sdpa_kernel([backend])
 
 
 def bench_training(args: SpeedArgs, results: Results, device: torch.device) -> None:

@@ -20,8 +20,8 @@ class DiffusionObjective:
     With `sparse_logits`, a process whose loss reads only some positions (`process.output_mask`: the masked ones of
     masked diffusion, about half) gets logits there only: the output layer and the float32 softmax shrink by that
     share, which matters with a large vocabulary. The trainer uses it on CPUs without `--compile`: the count of
-    masked positions changes every step (a compiled graph wants static shapes, and on a GPU selecting the rows costs
-    host-device syncs).
+    masked positions changes every step (a compiled graph wants static shapes), and on a GPU selecting the rows costs
+    host-device syncs that cost more than the smaller output layer saves.
     """
 
     name = "diffusion"

@@ -171,8 +171,8 @@ class Trainer(CheckpointState):
             config.objective,
             process=self.process,
             bos_id=self.tokenizer.bos_id,
-            # measured on CPUs only; on GPUs the row selection adds host-device syncs (`bench/profile_step.py
-            # --device cuda` times both), and data-dependent shapes would break a compiled graph
+            # a gain on CPUs; on an H200 the row selection's host-device syncs cost more than it saves (0.92-0.99x,
+            # `bench/profile_step.py --device cuda`), and data-dependent shapes would break a compiled graph
             sparse_logits=self.device.type == "cpu" and not config.compile,
         )
         self.model = distributed.wrap(self.net, self.info, parallel=config.parallel)
