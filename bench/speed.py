@@ -354,7 +354,12 @@ def time_training(
     peak: float | None,
     seed: int,
     attention: str = "auto",
+    prepare=None,
+    train_more: int = 0,
 ) -> dict:
+    """Time `Trainer.train_step`: per step (median) and steady state. `prepare(trainer)` may change the trainer before
+    the first step (bench/mfu_variants.py); `train_more` steps after the timing give `loss_after`, the mean loss of
+    the last 20 of them, to compare changes of numerics."""
     from textdiffusion.config import DataConfig, TrainConfig
     from textdiffusion.training import Trainer
 
@@ -382,6 +387,8 @@ def time_training(
             progress=False,
         )
         trainer.net.train()
+        if prepare is not None:
+            prepare(trainer)
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
         warmup = 3 if device.type == "cuda" else 1
@@ -411,6 +418,10 @@ def time_training(
             record["steady_mfu"] = flops_per_step / steady / peak
         if device.type == "cuda":
             record["max_memory_gib"] = torch.cuda.max_memory_allocated(device) / 2**30
+        if train_more:
+            losses = torch.stack([trainer.train_step() for _ in range(train_more)])
+            record["loss_after"] = float(losses[-20:].mean())
+            record["steps_trained"] = warmup + 2 * steps + train_more
         del trainer
     gc.collect()
     if device.type == "cuda":

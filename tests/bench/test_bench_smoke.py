@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import sys
@@ -14,6 +15,7 @@ BENCH = Path(__file__).resolve().parents[2] / "bench"
 sys.path.insert(0, str(BENCH))
 
 import common  # noqa: E402
+import mfu_variants  # noqa: E402
 import profile_step  # noqa: E402
 import quality  # noqa: E402
 import speed  # noqa: E402
@@ -163,3 +165,47 @@ def test_likelihood_summary_ratio():
     }
     (row,) = likelihood.summarize(data)
     assert math.isclose(row["ratio"], 1.5) and row["same_tokens"]
+
+
+def test_mfu_variants_run_and_render(tmp_path):
+    out = tmp_path / "variants.json"
+    args = mfu_variants.VariantArgs(
+        device="cpu",
+        size="tiny",
+        length=16,
+        batch=2,
+        variants=("baseline", "bf16-residual"),
+        train_steps=1,
+        train_more=3,
+        eager=True,
+        data_dir=str(tmp_path),
+        json=str(out),
+        readme=False,
+        threads=1,
+    )
+    data = mfu_variants.main(args)
+    assert [r["case"] for r in data["variants"]] == ["baseline", "bf16-residual"]
+    for record in data["variants"]:
+        assert "error" not in record, record
+        assert math.isfinite(record["loss_after"]) and record["steps_trained"] == 1 + 2 + 3
+    table = mfu_variants.render(json.loads(out.read_text()))
+    assert "| bf16-residual |" in table and "loss after" in table
+    with pytest.raises(SystemExit, match="unknown"):
+        mfu_variants.main(dataclasses.replace(args, variants=("fp4",)))
+
+
+def test_bf16_residual_variant_makes_the_residual_stream_bf16(tiny_config):
+    from types import SimpleNamespace
+
+    from textdiffusion.networks import DiffusionTransformer
+
+    net = DiffusionTransformer(tiny_config)
+    seen = []
+    net.blocks[1].register_forward_pre_hook(lambda block, args: seen.append(args[0].dtype))
+    x = torch.randint(0, tiny_config.vocab_size, (1, 8))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        net(x, None)
+        mfu_variants.bf16_residual(SimpleNamespace(net=net))
+        net(x, None)
+    net(x, None)  # without autocast the stream stays float32
+    assert seen == [torch.float32, torch.bfloat16, torch.float32]

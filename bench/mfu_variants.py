@@ -1,0 +1,225 @@
+"""MFU variants: candidate changes to the compiled training step, timed against the unchanged step in one process.
+
+The profile of the ~85M-parameter, 1024-token step on an H200 (bench/README.md, "Fast path: before/after") leaves
+18.6 ms per 32k tokens outside the matmuls and attention, mostly memory-bound element-wise work. Each variant applies
+one candidate from outside the package, so that none lands before it is measured:
+
+- `loss-compiled`: the ELBO (float32 log-softmax, gather, weight) compiled too, not only the network.
+- `bf16-residual`: the residual stream in bf16 under autocast (it is float32 now, as the embedding's output), which
+  halves the bytes of the norms and residual adds; a change of numerics, hence `loss after` below.
+- `cudagraphs`: the network compiled with `mode="reduce-overhead"` (CUDA graphs: no launch gaps between kernels).
+- `coordinate-descent`: Inductor's coordinate-descent tuning of its generated kernels (slow to compile).
+- `combined`: loss-compiled, bf16-residual and cudagraphs together.
+
+Each runs the project's Trainer as `speed.py`'s training cases do (per-step median and steady state, MFU against the
+measured bf16 matmul rate), then trains --train-more steps on and reports the mean loss of the last 20 (same seed,
+same data: a variant that changes numerics must not cost training quality).
+
+    python bench/mfu_variants.py --device cuda --json bench/results/mfu-variants-cuda.json   # ~6 minutes on an H200
+    python bench/mfu_variants.py --quick                                                       # CPU wiring check
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import torch
+from common import (
+    DEFAULT_DATA,
+    RESULTS_DIR,
+    BenchArgs,
+    Results,
+    log,
+    markdown_table,
+    matmul_rate,
+    parse_args,
+    provenance,
+    resolve_device,
+    run_case,
+    setup_torch,
+    update_readme,
+)
+from speed import time_training
+
+
+def compile_loss(trainer) -> None:
+    process = trainer.objective.process
+    process.loss = torch.compile(process.loss)
+
+
+def bf16_residual(trainer) -> None:
+    def cast(block, args):
+        h, *rest = args
+        if torch.is_autocast_enabled(h.device.type):
+            h = h.to(torch.get_autocast_dtype(h.device.type))
+        return (h, *rest)
+
+    trainer.net.blocks[0].register_forward_pre_hook(cast)
+
+
+def cuda_graphs(trainer) -> None:
+    trainer.model = torch.compile(trainer.model, mode="reduce-overhead")
+    step = trainer.train_step
+
+    def marked_step():
+        torch.compiler.cudagraph_mark_step_begin()  # the last step's graph outputs are no longer read
+        return step()
+
+    trainer.train_step = marked_step
+
+
+# name: (the Trainer compiles the network itself, changes to apply, Inductor options)
+VARIANTS = {
+    "baseline": (True, (), {}),
+    "loss-compiled": (True, (compile_loss,), {}),
+    "bf16-residual": (True, (bf16_residual,), {}),
+    "cudagraphs": (False, (cuda_graphs,), {}),
+    "combined": (False, (compile_loss, bf16_residual, cuda_graphs), {}),
+    "coordinate-descent": (True, (), {"coordinate_descent_tuning": True}),
+}
+
+
+@dataclasses.dataclass
+class VariantArgs(BenchArgs):
+    size: str = "base"
+    """Model size (bench/common.py SIZES)."""
+    length: int = 1024
+    batch: int = 32
+    variants: tuple[str, ...] = tuple(VARIANTS)
+    """Variants to run, in order (baseline first: the ratios are against it)."""
+    train_steps: int = 10
+    """Timed steps (after 3 warm-up steps, 1 on the CPU), per step and again back to back."""
+    train_more: int = 200
+    """Steps trained after the timing; `loss after` is the mean loss of the last 20."""
+    data_dir: str = str(DEFAULT_DATA)
+    """Folder with train.txt (tinyshakespeare); a random-word corpus is made when it is missing."""
+    seed: int = 0
+    eager: bool = False
+    """Wiring check (CPU): the Trainer does not compile the network in any variant."""
+
+
+QUICK = dict(
+    quick=True,
+    size="tiny",
+    length=64,
+    batch=4,
+    variants=("baseline", "loss-compiled", "bf16-residual"),
+    train_steps=2,
+    train_more=20,
+    eager=True,
+)
+
+
+def parse(argv: list[str] | None = None) -> VariantArgs:
+    return parse_args(VariantArgs, QUICK, argv)
+
+
+def run_variant(name: str, args: VariantArgs, device: torch.device, peak: float | None) -> dict:
+    from torch._inductor import config as inductor_config
+
+    compiled, changes, options = VARIANTS[name]
+    torch._dynamo.reset()  # every variant compiles afresh
+
+    def prepare(trainer) -> None:
+        for change in changes:
+            change(trainer)
+
+    with inductor_config.patch(options):
+        return time_training(
+            args.size,
+            args.length,
+            args.batch,
+            compile=compiled and not args.eager,
+            device=device,
+            steps=args.train_steps,
+            data_dir=args.data_dir,
+            peak=peak,
+            seed=args.seed,
+            prepare=prepare,
+            train_more=args.train_more,
+        )
+
+
+def render(data: dict) -> str:
+    args = data["args"]
+    rows = [dict(r) for r in data.get("variants", [])]
+    base = next((r for r in rows if r["case"] == "baseline" and "error" not in r), None)
+    for r in rows:
+        if "error" in r:
+            r["case"] = f"{r['case']} (failed: {r['error'][:60]})"
+        elif base is not None:
+            r["speedup"] = base["steady_step_seconds"] / r["steady_step_seconds"]
+        for key in ("step_seconds", "steady_step_seconds"):
+            if key in r:
+                r[key.replace("seconds", "ms")] = 1000 * r[key]
+    columns = [
+        ("case", "variant", ""),
+        ("step_ms", "ms/step", ".1f"),
+        ("steady_step_ms", "steady ms/step", ".1f"),
+        ("speedup", "steady speedup", ".3f"),
+        ("mfu", "MFU", ".1%"),
+        ("steady_mfu", "steady MFU", ".1%"),
+        ("loss_after", "loss after", ".4f"),
+        ("max_memory_gib", "memory GiB", ".1f"),
+    ]
+    peak = data.get("matmul_flops_per_s")
+    rate = (
+        f" against the measured bf16 matmul rate, {peak['value'] / 1e12:.1f} TFLOP/s"
+        if peak
+        else ""
+    )
+    return (
+        f"Training step of the {args['size']} model, L={args['length']}, B={args['batch']}, on "
+        f"{data['machine']['device']}: per-step median of {args['train_steps']} steps and steady state{rate}; "
+        f"`loss after` = mean loss of the last 20 of {args['train_more']} more steps (same seed and data).\n\n"
+        + markdown_table(rows, columns)
+        + f"\n\n{provenance(data)}"
+    )
+
+
+def readme_name(data: dict) -> str:
+    device = "cuda" if data["machine"]["device"].startswith("cuda") else "cpu"
+    return f"mfu-variants-{device}{'-quick' if data['args'].get('quick') else ''}"
+
+
+def main(args: VariantArgs) -> dict:
+    if args.render:
+        data = json.loads(Path(args.render).read_text())
+        update_readme(readme_name(data), render(data), title="MFU variants")
+        return data
+    unknown = sorted(set(args.variants) - set(VARIANTS))
+    if unknown:
+        raise SystemExit(f"--variants: unknown {unknown}; choose from {', '.join(VARIANTS)}")
+    device = resolve_device(args.device)
+    setup_torch(device, threads=args.threads)
+    path = (
+        args.json
+        or RESULTS_DIR / f"mfu-variants-{device.type}{'-quick' if args.quick else ''}.json"
+    )
+    results = Results(path, benchmark="mfu_variants", args=args, device=device)
+    log(f"writing {path}")
+    peak = None
+    if device.type == "cuda":
+        peak = matmul_rate(device, torch.bfloat16)
+        results.set("matmul_flops_per_s", {"dtype": "bfloat16", "value": peak})
+        log(f"measured bf16 matmul rate: {peak / 1e12:.1f} TFLOP/s")
+    for name in args.variants:
+        record = run_case(
+            results, "variants", name, lambda n=name: run_variant(n, args, device, peak)
+        )
+        if "error" not in record:
+            mfu = f", steady MFU {record['steady_mfu']:.1%}" if "steady_mfu" in record else ""
+            log(
+                f"{name}: {1000 * record['step_seconds']:.1f} ms/step, steady "
+                f"{1000 * record['steady_step_seconds']:.1f} ms{mfu}, loss after {record['loss_after']:.4f}"
+            )
+    results.finish()
+    if args.readme:
+        update_readme(readme_name(results.data), render(results.data), title="MFU variants")
+    return results.data
+
+
+if __name__ == "__main__":
+    main(parse())
