@@ -97,16 +97,14 @@ class DiffusionTransformer(nn.Module):
             self.config.dim // self.config.n_heads,
             theta=self.config.rope_theta,
         )
-        self.register_buffer(
-            "rope_cos", cos[0, 0], persistent=False
-        )  # not saved: derived from the config
+        # not saved (derived from the config), so checkpoints are unchanged
+        self.register_buffer("rope_cos", cos[0, 0], persistent=False)
         self.register_buffer("rope_sin", sin[0, 0], persistent=False)
 
     def _apply(self, fn, recurse: bool = True):
         super()._apply(fn, recurse)
-        if (
-            self.rope_cos.dtype != torch.float32
-        ):  # `.to(torch.bfloat16)` casts the weights, not the tables
+        # `.to(torch.bfloat16)` casts the weights, not the tables: rebuild them in float32 where they now live
+        if self.rope_cos.dtype != torch.float32:
             self._set_rotary(self.rope_cos.device)
         return self
 
