@@ -176,6 +176,17 @@ def matmul_rate(
 
 
 # -- the machine --------------------------------------------------------------------------------------------------
+def record_matmul_rate(device: torch.device, results) -> float | None:
+    """The card's measured bf16 matmul rate (FLOP/s), the denominator of MFU, kept in the results and logged; None off
+    CUDA (a CPU's matmul rate depends too much on shape and threads)."""
+    if device.type != "cuda":
+        return None
+    peak = matmul_rate(device, torch.bfloat16)
+    results.set("matmul_flops_per_s", {"dtype": "bfloat16", "value": peak})
+    log(f"measured bf16 matmul rate: {peak / 1e12:.1f} TFLOP/s")
+    return peak
+
+
 def _cpu_model() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():

@@ -15,7 +15,7 @@ Each runs the project's Trainer as `speed.py`'s training cases do (per-step medi
 measured bf16 matmul rate), then trains --train-more steps on and reports the mean loss of the last 20 (same seed,
 same data: a variant that changes numerics must not cost training quality).
 
-    python bench/mfu_variants.py --device cuda --json bench/results/mfu-variants-cuda.json   # ~6 minutes on an H200
+    python bench/mfu_variants.py --device cuda --json bench/results/mfu-variants-cuda.json   # not yet run on a GPU
     python bench/mfu_variants.py --quick                                                       # CPU wiring check
 """
 
@@ -33,9 +33,9 @@ from common import (
     Results,
     log,
     markdown_table,
-    matmul_rate,
     parse_args,
     provenance,
+    record_matmul_rate,
     resolve_device,
     run_case,
     setup_torch,
@@ -200,11 +200,7 @@ def main(args: VariantArgs) -> dict:
     )
     results = Results(path, benchmark="mfu_variants", args=args, device=device)
     log(f"writing {path}")
-    peak = None
-    if device.type == "cuda":
-        peak = matmul_rate(device, torch.bfloat16)
-        results.set("matmul_flops_per_s", {"dtype": "bfloat16", "value": peak})
-        log(f"measured bf16 matmul rate: {peak / 1e12:.1f} TFLOP/s")
+    peak = record_matmul_rate(device, results)
     for name in args.variants:
         record = run_case(
             results, "variants", name, lambda n=name: run_variant(n, args, device, peak)

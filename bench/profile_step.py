@@ -408,10 +408,11 @@ def _profile_steps(step, *, device, compile: bool, steps: int) -> dict:
         }
         for e in events[:20]
     ]
-    categories: dict[str, float] = {}
-    for e in events:
-        name = kernel_category(e.key) if device.type == "cuda" else "operators"
-        categories[name] = categories.get(name, 0.0) + getattr(e, key, 0) / 1000 / steps
+    categories: dict[str, float] = {}  # CUDA kernels by kind (CPU operators have no kinds)
+    if device.type == "cuda":
+        for e in events:
+            name = kernel_category(e.key)
+            categories[name] = categories.get(name, 0.0) + getattr(e, key, 0) / 1000 / steps
     # on CUDA the kernels' busy time (one stream), to set against the wall
     return {
         "by": key,
@@ -555,10 +556,11 @@ def main(args: ProfileArgs) -> dict:
             + "top operators: "
             + ", ".join(f"{op['op']} {op['share']:.0%}" for op in record["top"][:6])
         )
-        log(
-            "kernel ms/step by kind: "
-            + ", ".join(f"{kind} {ms:.2f}" for kind, ms in record["categories"].items())
-        )
+        if record["categories"]:
+            log(
+                "kernel ms/step by kind: "
+                + ", ".join(f"{kind} {ms:.2f}" for kind, ms in record["categories"].items())
+            )
     results.finish()
     if args.readme:
         update_readme(

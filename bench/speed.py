@@ -40,10 +40,10 @@ from common import (
     inference_dtype,
     log,
     markdown_table,
-    matmul_rate,
     model_config,
     parse_args,
     provenance,
+    record_matmul_rate,
     resolve_device,
     run_case,
     setup_torch,
@@ -430,13 +430,7 @@ def time_training(
 
 
 def bench_training(args: SpeedArgs, results: Results, device: torch.device) -> None:
-    peak = None
-    if (
-        device.type == "cuda"
-    ):  # MFU only on GPU: a CPU's matmul rate depends too much on shape and threads
-        peak = matmul_rate(device, torch.bfloat16)
-        results.set("matmul_flops_per_s", {"dtype": "bfloat16", "value": peak})
-        log(f"measured bf16 matmul rate: {peak / 1e12:.1f} TFLOP/s")
+    peak = record_matmul_rate(device, results)  # MFU on GPU only
     precision = "bf16 autocast" if device.type == "cuda" else "fp32"
     for spec in args.train_configs:
         size, seq_len, batch, *rest = spec.split(":")

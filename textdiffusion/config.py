@@ -300,10 +300,8 @@ def config_from_dict(cls: type[C], data: dict[str, Any], *, where: str = "config
     values = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
     try:
         return cls(**values)
-    except (
-        TypeError,
-        ConfigError,
-    ) as exc:  # a wrong type, or a value its checks refuse: name the file
+    except (TypeError, ConfigError) as exc:
+        # a wrong type, or a value its checks refuse: name the file
         raise ConfigError(f"{where}: {exc}") from exc
 
 

@@ -151,4 +151,4 @@ def _encodable(text: str) -> str:
     (command-line arguments, files read with surrogateescape), and the Rust tokenizer refuses any string holding one;
     the model sees a replacement character there, while the pipelines keep the caller's text outside what they
     change."""
-    return _SURROGATE.sub("\ufffd", text) if _SURROGATE.search(text) else text
+    return _SURROGATE.sub("\ufffd", text)
