@@ -4,12 +4,18 @@ The profile of the ~85M-parameter, 1024-token step on an H200 (bench/README.md, 
 18.6 ms per 32k tokens outside the matmuls and attention, mostly memory-bound element-wise work. Each variant applies
 one candidate from outside the package, so that none lands before it is measured:
 
-- `loss-compiled`: the ELBO (float32 log-softmax, gather, weight) compiled too, not only the network.
+- `heads-128`: 6 heads of 128 dimensions instead of 12 of 64 (the same parameters and model FLOPs; flash attention
+  runs closer to the matmul rate at head size 128). A change of the model, not of the step: reported beside it.
+- `cudagraphs`: the network compiled with `mode="reduce-overhead"` (CUDA graphs: no launch gaps between kernels).
 - `bf16-residual`: the residual stream in bf16 under autocast (it is float32 now, as the embedding's output), which
   halves the bytes of the norms and residual adds; a change of numerics, hence `loss after` below.
-- `cudagraphs`: the network compiled with `mode="reduce-overhead"` (CUDA graphs: no launch gaps between kernels).
-- `coordinate-descent`: Inductor's coordinate-descent tuning of its generated kernels (slow to compile).
-- `combined`: loss-compiled, bf16-residual and cudagraphs together.
+- `qkv-split`: q, k and v sliced from the projection with `split` rather than unbound from a permuted view; the same
+  numbers, but the backward assembles their gradients with a `cat`, not with scatters into a zero-filled buffer
+  followed by adds (the q/k/v gradient assembly and the rotary backward are two kernels, 2.2 ms per 32k tokens).
+- `loss-compiled`: the ELBO (float32 log-softmax, gather, weight) compiled too, not only the network.
+- `winners`: every variant run before it in the same call that was at least 1% faster than the baseline without
+  raising `loss after` by more than 0.02, all together.
+- `coordinate-descent`: Inductor's coordinate-descent tuning of its generated kernels (slow to compile: run last).
 
 Each runs the project's Trainer as `speed.py`'s training cases do (per-step median and steady state, MFU against the
 measured bf16 matmul rate), then trains --train-more steps on and reports the mean loss of the last 20 (same seed,
@@ -23,12 +29,16 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import types
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from common import (
     DEFAULT_DATA,
     RESULTS_DIR,
+    SIZES,
     BenchArgs,
     Results,
     log,
@@ -42,6 +52,8 @@ from common import (
     update_readme,
 )
 from speed import time_training
+
+from textdiffusion.networks.layers import apply_rotary
 
 
 def compile_loss(trainer) -> None:
@@ -59,6 +71,34 @@ def bf16_residual(trainer) -> None:
     trainer.net.blocks[0].register_forward_pre_hook(cast)
 
 
+def split_attention_forward(
+    self, x, rotary, *, mask=None, causal=False, cache=None, cache_positions=None
+):
+    """`Attention.forward` (training: no KV cache) with q, k and v sliced from the projection by `split`."""
+    if cache is not None:
+        raise ValueError("the qkv-split variant times training only (no KV cache)")
+    B, L, D = x.shape
+    q, k, v = (
+        t.view(B, L, self.n_heads, D // self.n_heads).transpose(1, 2)
+        for t in self.qkv(x).split(D, dim=-1)
+    )  # (B, H, L, head_dim) each, the same columns as the package's view(B, L, 3, H, head_dim)
+    q, k = apply_rotary(q, *rotary), apply_rotary(k, *rotary)
+    y = F.scaled_dot_product_attention(
+        q,
+        k,
+        v,
+        attn_mask=mask,
+        dropout_p=self.dropout if self.training else 0.0,
+        is_causal=causal and mask is None,
+    )
+    return self.proj(y.transpose(1, 2).reshape(B, L, D))
+
+
+def qkv_split(trainer) -> None:
+    for block in trainer.net.blocks:
+        block.attn.forward = types.MethodType(split_attention_forward, block.attn)
+
+
 def cuda_graphs(trainer) -> None:
     trainer.model = torch.compile(trainer.model, mode="reduce-overhead")
     step = trainer.train_step
@@ -70,15 +110,61 @@ def cuda_graphs(trainer) -> None:
     trainer.train_step = marked_step
 
 
-# name: (the Trainer compiles the network itself, changes to apply, Inductor options)
+@dataclasses.dataclass(frozen=True)
+class Variant:
+    compiled: bool = True
+    """The Trainer compiles the network itself (cuda_graphs compiles it with its own mode instead)."""
+    changes: tuple = ()
+    """Functions of the trainer, applied before the first step."""
+    options: dict = dataclasses.field(default_factory=dict)
+    """Inductor options."""
+    model: dict = dataclasses.field(default_factory=dict)
+    """ModelConfig fields that differ from the size's; `head_dim` sets n_heads to dim // head_dim."""
+
+
+def combine(variants: list[Variant]) -> Variant:
+    """All of `variants` at once; the changes in the order of CHANGE_ORDER (CUDA graphs wrap the model last)."""
+    changes = {change for v in variants for change in v.changes}
+    return Variant(
+        compiled=all(v.compiled for v in variants),
+        changes=tuple(c for c in CHANGE_ORDER if c in changes),
+        options={k: val for v in variants for k, val in v.options.items()},
+        model={k: val for v in variants for k, val in v.model.items()},
+    )
+
+
+CHANGE_ORDER = (qkv_split, compile_loss, bf16_residual, cuda_graphs)
 VARIANTS = {
-    "baseline": (True, (), {}),
-    "loss-compiled": (True, (compile_loss,), {}),
-    "bf16-residual": (True, (bf16_residual,), {}),
-    "cudagraphs": (False, (cuda_graphs,), {}),
-    "combined": (False, (compile_loss, bf16_residual, cuda_graphs), {}),
-    "coordinate-descent": (True, (), {"coordinate_descent_tuning": True}),
+    "baseline": Variant(),
+    "heads-128": Variant(model={"head_dim": 128}),
+    "cudagraphs": Variant(compiled=False, changes=(cuda_graphs,)),
+    "bf16-residual": Variant(changes=(bf16_residual,)),
+    "qkv-split": Variant(changes=(qkv_split,)),
+    "loss-compiled": Variant(changes=(compile_loss,)),
+    "winners": None,  # made in the run from the variants before it (see `winners`)
+    "coordinate-descent": Variant(options={"coordinate_descent_tuning": True}),
 }
+WIN_SPEEDUP = 1.01
+"""A variant joins `winners` when its steady step is at least this much faster than the baseline's..."""
+WIN_LOSS = 0.02
+"""...and its `loss after` at most this much above the baseline's (nats per token, same seed and data)."""
+
+
+def winners(records: list[dict]) -> list[str]:
+    """The variants measured so far that beat the baseline by WIN_SPEEDUP without costing more than WIN_LOSS."""
+    base = next((r for r in records if r["case"] == "baseline" and "error" not in r), None)
+    if base is None:
+        return []
+    return [
+        r["case"]
+        for r in records
+        if r["case"] in VARIANTS
+        and VARIANTS[r["case"]] is not None
+        and r["case"] != "baseline"
+        and "error" not in r
+        and base["steady_step_seconds"] / r["steady_step_seconds"] >= WIN_SPEEDUP
+        and r.get("loss_after", math.inf) <= base.get("loss_after", math.inf) + WIN_LOSS
+    ]
 
 
 @dataclasses.dataclass
@@ -105,7 +191,7 @@ QUICK = dict(
     size="tiny",
     length=64,
     batch=4,
-    variants=("baseline", "loss-compiled", "bf16-residual"),
+    variants=("baseline", "heads-128", "bf16-residual", "qkv-split", "loss-compiled", "winners"),
     train_steps=2,
     train_more=20,
     eager=True,
@@ -116,22 +202,26 @@ def parse(argv: list[str] | None = None) -> VariantArgs:
     return parse_args(VariantArgs, QUICK, argv)
 
 
-def run_variant(name: str, args: VariantArgs, device: torch.device, peak: float | None) -> dict:
+def run_variant(
+    variant: Variant, args: VariantArgs, device: torch.device, peak: float | None
+) -> dict:
     from torch._inductor import config as inductor_config
 
-    compiled, changes, options = VARIANTS[name]
     torch._dynamo.reset()  # every variant compiles afresh
+    model = dict(variant.model)
+    if "head_dim" in model:
+        model["n_heads"] = max(1, SIZES[args.size]["dim"] // model.pop("head_dim"))
 
     def prepare(trainer) -> None:
-        for change in changes:
+        for change in variant.changes:
             change(trainer)
 
-    with inductor_config.patch(options):
+    with inductor_config.patch(variant.options):
         return time_training(
             args.size,
             args.length,
             args.batch,
-            compile=compiled and not args.eager,
+            compile=variant.compiled and not args.eager,
             device=device,
             steps=args.train_steps,
             data_dir=args.data_dir,
@@ -139,6 +229,7 @@ def run_variant(name: str, args: VariantArgs, device: torch.device, peak: float 
             seed=args.seed,
             prepare=prepare,
             train_more=args.train_more,
+            model_overrides=model,
         )
 
 
@@ -147,6 +238,8 @@ def render(data: dict) -> str:
     rows = [dict(r) for r in data.get("variants", [])]
     base = next((r for r in rows if r["case"] == "baseline" and "error" not in r), None)
     for r in rows:
+        if r.get("of"):
+            r["case"] = f"{r['case']}: {' + '.join(r['of'])}"
         if "error" in r:
             r["case"] = f"{r['case']} (failed: {r['error'][:60]})"
         elif base is not None:
@@ -202,8 +295,20 @@ def main(args: VariantArgs) -> dict:
     log(f"writing {path}")
     peak = record_matmul_rate(device, results)
     for name in args.variants:
+        fields = {}
+        variant = VARIANTS[name]
+        if variant is None:  # winners
+            fields["of"] = winners(results.data.get("variants", []))
+            log(f"winners: {', '.join(fields['of']) or 'none (nothing to run)'}")
+            if not fields["of"]:
+                continue
+            variant = combine([VARIANTS[n] for n in fields["of"]])
         record = run_case(
-            results, "variants", name, lambda n=name: run_variant(n, args, device, peak)
+            results,
+            "variants",
+            name,
+            lambda v=variant: run_variant(v, args, device, peak),
+            **fields,
         )
         if "error" not in record:
             mfu = f", steady MFU {record['steady_mfu']:.1%}" if "steady_mfu" in record else ""

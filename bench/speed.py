@@ -356,10 +356,11 @@ def time_training(
     attention: str = "auto",
     prepare=None,
     train_more: int = 0,
+    model_overrides: dict | None = None,
 ) -> dict:
     """Time `Trainer.train_step`: per step (median) and steady state. `prepare(trainer)` may change the trainer before
-    the first step (bench/mfu_variants.py); `train_more` steps after the timing give `loss_after`, the mean loss of
-    the last 20 of them, to compare changes of numerics."""
+    the first step and `model_overrides` the size's ModelConfig fields (bench/mfu_variants.py); `train_more` steps
+    after the timing give `loss_after`, the mean loss of the last 20 of them, to compare changes of numerics."""
     from textdiffusion.config import DataConfig, TrainConfig
     from textdiffusion.training import Trainer
 
@@ -383,7 +384,9 @@ def time_training(
             config,
             out=Path(folder) / "run",
             # vocab_size=1 is replaced by the tokenizer's size
-            model=model_config(size, vocab_size=1, max_len=seq_len),
+            model=dataclasses.replace(
+                model_config(size, vocab_size=1, max_len=seq_len), **(model_overrides or {})
+            ),
             progress=False,
         )
         trainer.net.train()
@@ -404,6 +407,7 @@ def time_training(
         record = {
             "parameters": trainer.net.num_parameters(),
             "vocab_size": model_config_.vocab_size,
+            "n_heads": model_config_.n_heads,
             "step_seconds": timing.median,
             "tokens_per_s": batch * seq_len / timing.median,
             "steady_step_seconds": steady,

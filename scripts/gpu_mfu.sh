@@ -15,10 +15,10 @@ source scripts/gpu_common.sh
 
 if [ "${QUICK:-0}" = 1 ]; then
   DEVICE=cpu; SIZE="--size tiny --length 64"; BATCH=${BATCH:-4}; MORE="--train-more 10 --train-steps 2 --eager"
-  VARIANTS=${VARIANTS:-"baseline loss-compiled bf16-residual"}; PROFILE="--train-batch 4"
+  VARIANTS=${VARIANTS:-"baseline heads-128 bf16-residual qkv-split winners"}; PROFILE="--train-batch 4"
 else
   DEVICE=cuda; SIZE="--size base --length 1024"; BATCH=${BATCH:-64}; MORE=""; PROFILE="--train-batch 32 --train-compile"
-  VARIANTS=${VARIANTS:-"baseline loss-compiled bf16-residual cudagraphs combined coordinate-descent"}
+  VARIANTS=${VARIANTS:-"baseline heads-128 cudagraphs bf16-residual qkv-split loss-compiled winners coordinate-descent"}
 fi
 { nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader; $PY -c "import torch; print(torch.__version__)"; } \
   > "$W/results/device.txt" 2>&1

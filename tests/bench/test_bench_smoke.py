@@ -174,7 +174,7 @@ def test_mfu_variants_run_and_render(tmp_path):
         size="tiny",
         length=16,
         batch=2,
-        variants=("baseline", "bf16-residual"),
+        variants=("baseline", "bf16-residual", "heads-128"),
         train_steps=1,
         train_more=3,
         eager=True,
@@ -184,10 +184,12 @@ def test_mfu_variants_run_and_render(tmp_path):
         threads=1,
     )
     data = mfu_variants.main(args)
-    assert [r["case"] for r in data["variants"]] == ["baseline", "bf16-residual"]
+    assert [r["case"] for r in data["variants"]] == ["baseline", "bf16-residual", "heads-128"]
     for record in data["variants"]:
         assert "error" not in record, record
         assert math.isfinite(record["loss_after"]) and record["steps_trained"] == 1 + 2 + 3
+    # the tiny size's 64 dimensions in heads of 128 at most: one head (its baseline has two)
+    assert [r["n_heads"] for r in data["variants"]] == [2, 2, 1]
     table = mfu_variants.render(json.loads(out.read_text()))
     assert "| bf16-residual |" in table and "loss after" in table
     with pytest.raises(SystemExit, match="unknown"):
@@ -209,3 +211,53 @@ def test_bf16_residual_variant_makes_the_residual_stream_bf16(tiny_config):
         net(x, None)
     net(x, None)  # without autocast the stream stays float32
     assert seen == [torch.float32, torch.bfloat16, torch.float32]
+
+
+def test_qkv_split_variant_computes_the_same_attention(tiny_config):
+    from types import SimpleNamespace
+
+    from textdiffusion.networks import DiffusionTransformer
+
+    torch.manual_seed(0)
+    net = DiffusionTransformer(tiny_config)
+    x = torch.randint(0, tiny_config.vocab_size, (2, 12))
+    mask = torch.ones(2, 12, dtype=torch.bool)
+    mask[1, 9:] = False  # padding: positions and a key mask as in training
+
+    def run():
+        net.zero_grad()
+        logits = net(x, None, attention_mask=mask)
+        logits.square().sum().backward()
+        return logits.detach(), [p.grad.clone() for p in net.parameters() if p.grad is not None]
+
+    before, grads_before = run()
+    mfu_variants.qkv_split(SimpleNamespace(net=net))
+    after, grads_after = run()
+    torch.testing.assert_close(after, before, rtol=1e-5, atol=1e-6)
+    for a, b in zip(grads_after, grads_before, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="KV cache"):
+        net.blocks[0].attn(
+            torch.zeros(1, 1, tiny_config.dim), net.rotary(torch.arange(1)), cache=(1, 2)
+        )
+
+
+def test_winners_combine_the_faster_variants_that_keep_the_loss():
+    def record(case, ms, loss, **extra):
+        return {"case": case, "steady_step_seconds": ms / 1000, "loss_after": loss, **extra}
+
+    records = [
+        record("baseline", 100, 2.00),
+        record("heads-128", 90, 2.01),  # faster, loss within 0.02: in
+        record("bf16-residual", 95, 2.05),  # faster, but the loss rose 0.05: out
+        record("qkv-split", 99.5, 2.00),  # under 1% faster: out
+        record("cudagraphs", 97, 2.00),  # in
+        record("loss-compiled", 50, 2.00, error="RuntimeError: boom"),  # failed: out
+    ]
+    assert mfu_variants.winners(records) == ["heads-128", "cudagraphs"]
+    assert mfu_variants.winners(records[1:]) == []  # no baseline, no comparison
+    v = mfu_variants.VARIANTS
+    both = mfu_variants.combine([v["cudagraphs"], v["heads-128"], v["qkv-split"]])
+    # CUDA graphs compile the network themselves, after the changes that patch it
+    assert not both.compiled and both.model == {"head_dim": 128}
+    assert both.changes == (mfu_variants.qkv_split, mfu_variants.cuda_graphs)
