@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar, get_args
 
 FORMAT_VERSION = 1
 
 ProcessName = Literal["masked", "uniform", "gaussian"]
 ScheduleName = Literal["loglinear", "cosine", "linear"]
+TaskName = Literal["generate", "denoise", "style"]
+"""generate: a language model; denoise: a corrector of corrupted text; style: a rewriter trained on aligned pairs."""
+TASKS: tuple[str, ...] = get_args(TaskName)
 SamplerName = Literal["ancestral", "cached", "confidence"]
 Objective = Literal["diffusion", "ar"]
 
@@ -145,6 +148,10 @@ class DataConfig:
     """Text files, folders, globs or .jsonl files to train on."""
     valid: tuple[str, ...] = ()
     """Validation files (default: hold out --valid-fraction of --data)."""
+    targets: tuple[str, ...] = ()
+    """--task style: files aligned line by line with --data; line i is the restyled line i of the data."""
+    valid_targets: tuple[str, ...] = ()
+    """--task style: files aligned line by line with --valid."""
     valid_fraction: float = 0.05
     """Share of the training tokens held out for validation when --valid is not given."""
     jsonl_field: str = "text"

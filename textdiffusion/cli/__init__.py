@@ -11,7 +11,15 @@ from collections.abc import Callable, Sequence
 
 
 def commands() -> dict[str, Callable]:
-    from textdiffusion.cli import denoise, denoise_eval, evaluate, generate, particles, train
+    from textdiffusion.cli import (
+        denoise,
+        denoise_eval,
+        evaluate,
+        generate,
+        particles,
+        style,
+        train,
+    )
 
     return {
         "train": train.train,
@@ -21,6 +29,7 @@ def commands() -> dict[str, Callable]:
         "eval": evaluate.evaluate,
         "denoise": denoise.denoise,
         "eval-denoise": denoise_eval.eval_denoise,
+        "style": style.style,
         "particles": particles.particles,
     }
 

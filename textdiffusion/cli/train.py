@@ -5,7 +5,14 @@ from __future__ import annotations
 import dataclasses
 from typing import Literal
 
-from textdiffusion.config import DataConfig, DenoiseConfig, ProcessName, ScheduleName, TrainConfig
+from textdiffusion.config import (
+    DataConfig,
+    DenoiseConfig,
+    ProcessName,
+    ScheduleName,
+    TaskName,
+    TrainConfig,
+)
 
 
 @dataclasses.dataclass
@@ -14,8 +21,9 @@ class TrainArgs:
     """Folder for checkpoints and the final model (loadable with --model OUT)."""
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
-    task: Literal["generate", "denoise"] = "generate"
-    """generate: a language model of --data; denoise: a corrector trained on --data corrupted on the fly."""
+    task: TaskName = "generate"
+    """generate: a language model of --data; denoise: a corrector trained on --data corrupted on the fly; style: a
+    rewriter trained on aligned lines, --data (sources) and --targets (their rewrites)."""
     denoise: DenoiseConfig = dataclasses.field(default_factory=DenoiseConfig)
     preset: Literal["tiny", "small", "base"] = "small"
     """Model size: tiny (~0.1M parameters), small (~10M), base (~85M, 1024 tokens)."""
@@ -70,7 +78,7 @@ def run_settings(args: TrainArgs) -> dict:
     # a corrector decodes greedily and in parallel; a language model samples. Without masks every token may change
     # at every step: nothing to cache, nothing to unmask.
     sample = None
-    if args.task == "denoise":
+    if args.task in ("denoise", "style"):
         sample = SampleConfig(sampler="confidence", steps=32, threshold=0.9, temperature=0.1)
     elif unmasked:
         sample = SampleConfig(sampler="ancestral")

@@ -76,6 +76,31 @@ def read_documents(patterns: Sequence[str], *, jsonl_field: str = "text") -> Ite
             yield text
 
 
+def read_line_pairs(sources: Sequence[str], targets: Sequence[str]) -> list[tuple[str, str]]:
+    """(source, target) pairs from files aligned line by line: line i of the k-th target file is the target of line
+    i of the k-th source file. Pairs with an empty side are skipped."""
+    source_files, target_files = expand_paths(sources), expand_paths(targets)
+    if len(source_files) != len(target_files):
+        raise DataError(
+            f"{len(source_files)} source files but {len(target_files)} target files: they pair up one to one"
+        )
+    pairs = []
+    for source_file, target_file in zip(source_files, target_files):
+        source_lines = _read_text(source_file).splitlines()
+        target_lines = _read_text(target_file).splitlines()
+        if len(source_lines) != len(target_lines):
+            raise DataError(
+                f"{source_file} has {len(source_lines)} lines but {target_file} has {len(target_lines)}: "
+                "aligned files need one target line per source line"
+            )
+        pairs += [
+            (s.strip(), t.strip())
+            for s, t in zip(source_lines, target_lines)
+            if s.strip() and t.strip()
+        ]
+    return pairs
+
+
 def read_hf_dataset(name: str, *, split: str = "train", field: str = "text") -> Iterator[str]:
     """Documents from a Hugging Face `datasets` dataset name or a local data file (json/csv/parquet/text)."""
     try:

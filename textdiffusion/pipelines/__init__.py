@@ -3,6 +3,7 @@
 from textdiffusion.pipelines.base import DiffusionPipeline, InputError, SampleOutput
 from textdiffusion.pipelines.generate import GenerationOutput, GenerationPipeline
 from textdiffusion.pipelines.infill import InfillOutput, InfillPipeline
+from textdiffusion.pipelines.style import StyleOutput, StylePipeline
 
 __all__ = [
     "DiffusionPipeline",
@@ -12,4 +13,6 @@ __all__ = [
     "InfillPipeline",
     "InputError",
     "SampleOutput",
+    "StyleOutput",
+    "StylePipeline",
 ]

@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,9 @@ import torch
 from torch import nn
 
 from textdiffusion.checkpoint import CheckpointConfig, Pretrained, load_pretrained, save_pretrained
+from textdiffusion.data.pairs import pad_pairs
 from textdiffusion.data.tokenizers import Tokenizer
+from textdiffusion.networks import Cond
 from textdiffusion.samplers import get_sampler
 
 
@@ -155,6 +157,61 @@ class DiffusionPipeline:
         return SampleOutput(
             ids=ids, seconds=time.perf_counter() - start, network_calls=counter.calls
         )
+
+    @torch.no_grad()
+    def generate_targets(
+        self,
+        sources: Sequence[Sequence[int]],
+        length: Callable[[int], int],
+        *,
+        batch_size: int = 64,
+        seed: int | None = 0,
+        callback: Callable | None = None,
+        progress: Callable[[int, int], None] | None = None,
+        **sampling,
+    ) -> tuple[list[list[int]], int]:
+        """Sequence to sequence: each source's ids are the conditioning prefix (never noised), and its target is
+        generated from `length(len(source))` masked positions; PADs end it. Sources are batched by length (little
+        padding). Returns the target ids, PADs removed, in the order of `sources`, and the network calls made.
+        `sampling`: steps, sampler, temperature, threshold (None: the model's defaults)."""
+        for row in sources:
+            if len(row) + length(len(row)) > self.max_len:
+                raise InputError(
+                    f"a text of {len(row)} tokens does not fit the model's context of {self.max_len} tokens "
+                    "with its output"
+                )
+        order = sorted(range(len(sources)), key=lambda i: len(sources[i]))
+        targets: list[list[int]] = [[] for _ in sources]
+        calls = 0
+        generator = self.generator(seed)
+        pad = self.tokenizer.pad_id
+        for start in range(0, len(order), batch_size):
+            index = order[start : start + batch_size]
+            batch = pad_pairs(
+                [sources[i] for i in index], [[] for _ in index], pad_id=pad, length=length
+            )
+            cond = Cond(
+                prefix=torch.from_numpy(batch["prefix"]).to(self.device),
+                prefix_mask=torch.from_numpy(batch["prefix_mask"]).to(self.device),
+            )
+            mask = torch.from_numpy(batch["target_mask"]).to(self.device)  # positions to generate
+            out = self.sample(
+                tuple(mask.shape),
+                generator=generator,
+                x_init=torch.where(mask, self.tokenizer.mask_id, pad),  # batch padding stays PAD
+                fixed=~mask,
+                cond=cond,
+                attention_mask=mask,
+                callback=callback,
+                **sampling,
+            )
+            calls += out.network_calls
+            if progress is not None:
+                progress(min(start + batch_size, len(order)), len(order))
+            for row, i in enumerate(index):
+                tokens = out.ids[row][mask[row]].tolist()
+                targets[i] = tokens[: tokens.index(pad)] if pad in tokens else tokens
+        return targets, calls
 
 
 class _CallCounter(nn.Module):

@@ -101,53 +101,23 @@ class DenoisePipeline(DiffusionPipeline):
         With `guard`, a change is kept only where the model itself finds it more likely than the input left as it
         is (`prefers_outputs`): fewer correct words are changed, at some cost in corrections made."""
         ids = self.tokenizer.encode_batch(list(pieces))
-        limit = self.max_len
-        for text, row in zip(pieces, ids):
-            if len(row) + target_length(len(row)) > limit:
-                raise InputError(
-                    f"a piece of {len(row)} tokens does not fit the model's context: {text[:40]!r}..."
-                )
+        outputs, calls = self.generate_targets(
+            ids,
+            target_length,
+            batch_size=batch_size,
+            seed=seed,
+            callback=callback,
+            progress=progress,
+            steps=steps,
+            sampler=sampler,
+            temperature=temperature,
+            threshold=threshold,
+        )
+        results = [
+            text if plausible_edit(piece, text) else piece
+            for piece, text in zip(pieces, map(self.tokenizer.decode, outputs))
+        ]
         order = sorted(range(len(pieces)), key=lambda i: len(ids[i]))
-        results: list[str] = list(pieces)
-        calls = 0
-        generator = self.generator(seed)
-        for start in range(0, len(order), batch_size):
-            index = order[start : start + batch_size]
-            batch = pad_pairs(
-                [ids[i] for i in index], [[] for _ in index], pad_id=self.tokenizer.pad_id
-            )
-            cond = Cond(
-                prefix=torch.from_numpy(batch["prefix"]).to(self.device),
-                prefix_mask=torch.from_numpy(batch["prefix_mask"]).to(self.device),
-            )
-            mask = torch.from_numpy(batch["target_mask"]).to(
-                self.device
-            )  # (b, Lt) positions to generate
-            x_init = torch.where(
-                mask, self.tokenizer.mask_id, self.tokenizer.pad_id
-            )  # batch padding stays PAD
-            out = self.sample(
-                tuple(mask.shape),
-                steps=steps,
-                sampler=sampler,
-                temperature=temperature,
-                threshold=threshold,
-                generator=generator,
-                x_init=x_init,
-                fixed=~mask,
-                cond=cond,
-                attention_mask=mask,
-                callback=callback,
-            )
-            calls += out.network_calls
-            if progress is not None:
-                progress(min(start + batch_size, len(order)), len(order))
-            for row, i in enumerate(index):
-                tokens = out.ids[row][mask[row]].tolist()
-                if self.tokenizer.pad_id in tokens:
-                    tokens = tokens[: tokens.index(self.tokenizer.pad_id)]
-                text = self.tokenizer.decode(tokens)
-                results[i] = text if plausible_edit(pieces[i], text) else pieces[i]
         changed = [i for i in order if results[i] != pieces[i]]  # sorted by length: little padding
         if guard and changed:
             keep, guard_calls = self.prefers_outputs(

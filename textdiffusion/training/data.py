@@ -17,10 +17,16 @@ from textdiffusion.data import (
     pack_documents,
     read_documents,
     read_hf_dataset,
+    read_line_pairs,
     split_stream,
 )
 from textdiffusion.data.corruption import CorruptionConfig, Corruptor
-from textdiffusion.data.pairs import CorruptionPairStream, read_word_counts, sentences_from_text
+from textdiffusion.data.pairs import (
+    CorruptionPairStream,
+    LengthRule,
+    read_word_counts,
+    sentences_from_text,
+)
 from textdiffusion.networks import Cond
 from textdiffusion.training import distributed
 
@@ -45,6 +51,80 @@ class PairCorpus:
     """Clean validation sentences."""
     word_counts: dict[str, float] | None = None
     """The single words to draw (`--words`), or None for the words of the sentences."""
+
+
+@dataclasses.dataclass
+class ParallelCorpus:
+    tokenizer: Tokenizer
+    train: list[tuple[list[int], list[int]]]
+    """(source, target) token ids of the training pairs."""
+    valid: list[tuple[list[int], list[int]]]
+    length: LengthRule
+    """Target positions per source length."""
+
+
+def load_parallel_corpus(
+    data: DataConfig,
+    *,
+    tokenizer: Tokenizer | None,
+    info: distributed.DistInfo,
+    out: Path,
+    max_len: int,
+    length: LengthRule | None = None,
+) -> ParallelCorpus:
+    """Aligned (source, target) lines of --data and --targets (style transfer); --valid/--valid-targets or the
+    tail of the pairs for validation. The target length rule is fitted on the training pairs unless given; pairs
+    that do not fit it, or the model's context, are left out (and counted in the log)."""
+    if not data.targets:
+        raise DataError("--task style needs --targets: files aligned line by line with --data")
+    if not data.data:
+        raise DataError("--task style needs --data: the source files (one text per line)")
+    if bool(data.valid) != bool(data.valid_targets):
+        raise DataError("--valid and --valid-targets go together (aligned files)")
+    texts = read_line_pairs(data.data, data.targets)
+    if not texts:
+        raise DataError(
+            f"{list(data.data)} and {list(data.targets)} hold no pair of non-empty lines"
+        )
+    valid_texts = read_line_pairs(data.valid, data.valid_targets) if data.valid else []
+    tokenizer = ensure_tokenizer(
+        [text for pair in texts for text in pair], data, tokenizer=tokenizer, info=info, out=out
+    )
+
+    def encode(pairs: list[tuple[str, str]]) -> list[tuple[list[int], list[int]]]:
+        sources = tokenizer.encode_batch([s for s, _ in pairs])
+        targets = tokenizer.encode_batch([t for _, t in pairs])
+        return list(zip(sources, targets))
+
+    train = encode(texts)
+    if valid_texts:
+        valid = encode(valid_texts)
+    else:
+        n_valid = int(len(train) * data.valid_fraction)
+        train, valid = train[: len(train) - n_valid], train[len(train) - n_valid :]
+    length = length or LengthRule.fit(train)
+
+    def fits(pair: tuple[list[int], list[int]]) -> bool:
+        n = len(pair[0])
+        return len(pair[1]) <= length(n) and n + length(n) <= max_len
+
+    kept, kept_valid = [p for p in train if fits(p)], [p for p in valid if fits(p)]
+    if not kept:
+        raise DataError(
+            f"no training pair fits: a target may have {length.ratio:.2f} x its source's tokens + {length.slack}, "
+            f"and a source with its target {max_len} tokens (--max-len)"
+        )
+    logger.info(
+        "%d training pairs, %d validation pairs (%d and %d left out: longer than the context or the target "
+        "length rule, %.2f x source + %d)",
+        len(kept),
+        len(kept_valid),
+        len(train) - len(kept),
+        len(valid) - len(kept_valid),
+        length.ratio,
+        length.slack,
+    )
+    return ParallelCorpus(tokenizer=tokenizer, train=kept, valid=kept_valid, length=length)
 
 
 def load_documents(data: DataConfig) -> list[str]:

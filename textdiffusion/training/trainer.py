@@ -26,6 +26,7 @@ from textdiffusion.checkpoint import (
     weights_state,
 )
 from textdiffusion.config import (
+    TASKS,
     DataConfig,
     DenoiseConfig,
     ModelConfig,
@@ -34,11 +35,18 @@ from textdiffusion.config import (
     TrainConfig,
 )
 from textdiffusion.data import BatchStream, Tokenizer, chunk_stream
+from textdiffusion.data.pairs import LengthRule, ParallelPairStream
 from textdiffusion.evaluation.elbo import LN2, autoregressive_nll, diffusion_nll
 from textdiffusion.networks import DiffusionTransformer
 from textdiffusion.processes import analog_bits, build_process
 from textdiffusion.training import distributed
-from textdiffusion.training.data import load_corpus, load_pair_corpus, micro_batches, pair_stream
+from textdiffusion.training.data import (
+    load_corpus,
+    load_pair_corpus,
+    load_parallel_corpus,
+    micro_batches,
+    pair_stream,
+)
 from textdiffusion.training.ema import EMA
 from textdiffusion.training.objectives import build_objective
 from textdiffusion.training.optim import build_optimizer, learning_rate
@@ -107,9 +115,28 @@ class Trainer(CheckpointState):
                 ckpt.sample = sample
         else:
             ckpt, tokenizer = None, None
-        seq_len = data.seq_len or (ckpt.model.max_len if ckpt else (model or ModelConfig()).max_len)
+        max_len = ckpt.model.max_len if ckpt else (model or ModelConfig()).max_len
+        seq_len = data.seq_len or max_len
         task = ckpt.task if ckpt is not None and self.resume_from is not None else task
-        if task == "denoise":
+        if task not in TASKS:
+            raise TrainingError(f"unknown task {task!r}; choose from {', '.join(TASKS)}")
+        if task != "style" and (data.targets or data.valid_targets):
+            raise TrainingError(
+                "--targets and --valid-targets are for --task style (aligned pairs)"
+            )
+        if task == "style":
+            pairs = load_parallel_corpus(
+                data,
+                tokenizer=tokenizer,
+                info=self.info,
+                out=self.out,
+                max_len=max_len,
+                # a resumed run keeps its length rule; a new or fine-tuning run fits one to its pairs
+                length=LengthRule(**ckpt.task_config) if self.resume_from is not None else None,
+            )
+            self.tokenizer = pairs.tokenizer
+            task_config = dataclasses.asdict(pairs.length)
+        elif task == "denoise":
             denoise = denoise or DenoiseConfig(**(ckpt.task_config if ckpt else {}))
             pairs = load_pair_corpus(
                 data,
@@ -120,7 +147,9 @@ class Trainer(CheckpointState):
                 words=denoise.words,
             )
             self.tokenizer = pairs.tokenizer
+            task_config = dataclasses.asdict(denoise)
         else:
+            task_config = {}
             corpus = load_corpus(
                 data, tokenizer=tokenizer, info=self.info, out=self.out, seq_len=seq_len
             )
@@ -142,11 +171,11 @@ class Trainer(CheckpointState):
                 sample=sample or SampleConfig(),
                 objective=config.objective,
                 task=task,
-                task_config=dataclasses.asdict(denoise) if task == "denoise" else {},
+                task_config=task_config,
             )
-        elif init is not None and task == "denoise":
-            # fine-tuning a corrector: record this run's noise settings, not the original's
-            ckpt = dataclasses.replace(ckpt, task_config=dataclasses.asdict(denoise))
+        elif init is not None:
+            # fine-tuning: record this run's task settings (noise rates, length rule), not the original's
+            ckpt = dataclasses.replace(ckpt, task_config=task_config)
         if ckpt.objective != config.objective:
             raise TrainingError(
                 f"--objective {config.objective} does not match the checkpoint's objective {ckpt.objective}"
@@ -197,6 +226,21 @@ class Trainer(CheckpointState):
                 if pairs.valid
                 else None
             )
+        elif task == "style":
+            streams = dict(
+                pad_id=self.tokenizer.pad_id,
+                length=pairs.length,
+                batch_size=config.batch_size,
+                rank=self.info.rank,
+                world_size=self.info.world_size,
+            )
+            self.stream = ParallelPairStream(pairs.train, seed=config.seed, **streams)
+            valid = (
+                ParallelPairStream(pairs.valid, seed=config.seed + 1, **streams)
+                if pairs.valid
+                else None
+            )
+        if task in ("denoise", "style"):
             self.valid = [valid.next_batch() for _ in range(config.eval_batches)] if valid else []
             # clean characters of this rank's targets (decode drops the PADs): bits/char for any tokenizer
             self.valid_chars = sum(

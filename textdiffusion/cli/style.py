@@ -1,0 +1,93 @@
+"""`textdiffusion style`: rewrite text in the style a model learnt from aligned pairs (`train --task style`)."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+
+import tyro
+
+from textdiffusion.cli.generate import SamplingArgs
+
+
+@dataclasses.dataclass
+class StyleArgs(SamplingArgs):
+    text: tyro.conf.Positional[tuple[str, ...]] = ()
+    """Text(s) to rewrite, a line at a time (or use --file)."""
+    model: str = ""
+    """A model trained with `textdiffusion train --task style` (local folder or Hugging Face hub id)."""
+    file: str | None = None
+    """Rewrite this file line by line (line count kept; empty lines stay empty), or standard input if it is a dash."""
+    out: str | None = None
+    """Write the rewritten --file here (default: standard output)."""
+    batch_size: int = 64
+    """Lines rewritten together."""
+
+
+def style(args: StyleArgs) -> None:
+    """Style transfer: text in, the same content in the learnt style out."""
+    import json
+    from pathlib import Path
+
+    from textdiffusion.cli.common import CLIError
+    from textdiffusion.cli.generate import _load, _sampling
+    from textdiffusion.cli.show import RefinementView
+    from textdiffusion.pipelines import InputError
+    from textdiffusion.pipelines.style import StylePipeline
+
+    if not args.model:
+        raise CLIError(
+            "--model is required: a folder or hub id of a model trained with --task style"
+        )
+    if bool(args.text) == bool(args.file):
+        raise CLIError("give the text to rewrite, or --file FILE (not both)")
+    lines = list(args.text)
+    if args.file:  # read before the model loads: a wrong path fails at once
+        try:
+            raw = sys.stdin.buffer.read() if args.file == "-" else Path(args.file).read_bytes()
+            lines = raw.decode("utf-8").split("\n")
+        except OSError as exc:
+            raise CLIError(f"cannot read --file {args.file}: {exc.strerror}") from None
+        except UnicodeDecodeError as exc:
+            raise CLIError(f"--file {args.file} is not UTF-8 text ({exc.reason})") from None
+    pipe = _load(StylePipeline, args)
+    view = RefinementView(pipe.tokenizer, enabled=args.show and not args.file)
+    from rich.console import Console
+    from rich.progress import Progress
+
+    try:
+        # progress on standard error, only for files: standard output carries the rewritten text
+        with (
+            view,
+            Progress(console=Console(stderr=True), transient=True, disable=not args.file) as bar,
+        ):
+            task = bar.add_task("rewriting", total=None)
+            out = pipe(
+                lines,
+                batch_size=args.batch_size,
+                seed=args.seed,
+                callback=view.callback,
+                progress=lambda done, total: bar.update(task, completed=done, total=total),
+                **_sampling(args),
+            )
+    except InputError as exc:
+        raise CLIError(str(exc)) from None
+    if args.file:
+        data = "\n".join(out.texts)
+        if args.out:
+            tmp = Path(args.out).with_name(f".{Path(args.out).name}.tmp")
+            tmp.write_text(data, encoding="utf-8")
+            os.replace(tmp, args.out)  # never a half-written output
+        else:
+            sys.stdout.write(data)
+        count = len(lines) - (lines[-1] == "")  # no line after a final newline
+        print(f"[{count} lines rewritten in {out.seconds:.1f} s]", file=sys.stderr)
+    elif args.json:
+        print(
+            json.dumps(
+                {"texts": out.texts, "seconds": out.seconds, "network_calls": out.network_calls}
+            )
+        )
+    else:
+        print("\n".join(out.texts))
