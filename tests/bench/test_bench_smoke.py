@@ -19,6 +19,7 @@ import mfu_variants  # noqa: E402
 import profile_step  # noqa: E402
 import quality  # noqa: E402
 import speed  # noqa: E402
+import style_transfer  # noqa: E402
 
 
 def test_diversity_metrics_on_hand_made_text():
@@ -261,3 +262,48 @@ def test_winners_combine_the_faster_variants_that_keep_the_loss():
     # CUDA graphs compile the network themselves, after the changes that patch it
     assert not both.compiled and both.model == {"head_dim": 128}
     assert both.changes == (mfu_variants.qkv_split, mfu_variants.cuda_graphs)
+
+
+def test_style_transfer_scores_the_copy_baseline_and_a_model(tmp_path):
+    pytest.importorskip("sacrebleu")
+    from textdiffusion.config import DataConfig, ModelConfig, TrainConfig
+    from textdiffusion.training import train
+
+    modern = ["i will not fight you .", "where are you going ?", "madam , he is well ."] * 4
+    original = ["i will not fight thee .", "whither goest thou ?", "madam , he's well ."] * 4
+    (tmp_path / "test.visible.modern.nltktok").write_text("\n".join(modern) + "\n")
+    (tmp_path / "test.visible.original.nltktok").write_text("\n".join(original) + "\n")
+    model = tmp_path / "model"
+    train(
+        DataConfig(
+            data=(str(tmp_path / "test.visible.modern.nltktok"),),
+            targets=(str(tmp_path / "test.visible.original.nltktok"),),
+            valid_fraction=0.0,
+        ),
+        TrainConfig(steps=2, batch_size=4, eval_every=0, device="cpu"),
+        out=model,
+        task="style",
+        model=ModelConfig(n_layers=1, n_heads=2, dim=32, max_len=96),
+        progress=False,
+    )
+    out = tmp_path / "style.json"
+    args = style_transfer.StyleArgs(
+        model=str(model),
+        data_dir=str(tmp_path),
+        limit=6,
+        steps=(2,),
+        examples=2,
+        device="cpu",
+        threads=1,
+        json=str(out),
+        readme=False,
+    )
+    data = style_transfer.main(args)
+    copy, rewrite = data["rows"]
+    assert copy["case"] == "copy the source" and 0 < copy["bleu"] < 100
+    assert rewrite["steps"] == 2 and "error" not in rewrite and len(rewrite["examples"]) == 2
+    assert math.isfinite(rewrite["bleu"]) and rewrite["sentences_per_s"] > 0
+    table = style_transfer.render(json.loads(out.read_text()))
+    assert (
+        "| copy the source |" in table and "| model, 2 steps |" in table and "Shakespeare:" in table
+    )

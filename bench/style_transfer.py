@@ -1,0 +1,159 @@
+"""Style transfer, modern English -> Shakespeare: BLEU and chrF of a style model's rewrites against Shakespeare's own
+lines, beside the copy baseline (the modern line left as it is), at several numbers of refinement steps.
+
+The data are the sentence-aligned pairs of Xu et al. (2012) in the split of Jhamtani et al. (2017),
+`../shared/data/shakespeare_modern` (test.visible: 1,096 pairs). Copying the source scores well on this corpus (many
+lines are nearly unchanged), so a model must beat that row to have learnt anything. Scores are sacrebleu's corpus BLEU
+and chrF (0..100) on the NLTK-tokenised text, as the corpus comes.
+
+    python bench/style_transfer.py --model runs/style-shakespeare                 # all 1,096 test pairs
+    python bench/style_transfer.py --model runs/style-shakespeare --quick         # 200 pairs, 16 steps
+    python bench/style_transfer.py --render bench/results/style-transfer-cpu.json # (re)write the README table
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from pathlib import Path
+
+from common import (
+    REPO_DIR,
+    RESULTS_DIR,
+    BenchArgs,
+    Results,
+    log,
+    markdown_table,
+    parse_args,
+    provenance,
+    resolve_device,
+    run_case,
+    setup_torch,
+    update_readme,
+)
+
+from textdiffusion.evaluation.correction import bleu_chrf
+
+
+@dataclasses.dataclass
+class StyleArgs(BenchArgs):
+    model: str = "runs/style-shakespeare"
+    """A model trained with `textdiffusion train --task style` on modern -> original pairs."""
+    data_dir: str = str(REPO_DIR.parent / "shared" / "data" / "shakespeare_modern")
+    split: str = "test.visible"
+    """Files {split}.modern.nltktok (sources) and {split}.original.nltktok (references)."""
+    limit: int | None = None
+    """Pairs scored, evenly spaced (default: all)."""
+    steps: tuple[int, ...] = (8, 16, 32)
+    """Refinement steps of the model's sampler (its saved sampler: confidence, threshold 0.9)."""
+    batch_size: int = 64
+    examples: int = 5
+    """Rewrites kept in the results (and shown under the table)."""
+
+
+QUICK = dict(quick=True, limit=200, steps=(16,))
+
+
+def load_pairs(args: StyleArgs) -> tuple[list[str], list[str]]:
+    folder = Path(args.data_dir)
+    sources = (folder / f"{args.split}.modern.nltktok").read_text().splitlines()
+    references = (folder / f"{args.split}.original.nltktok").read_text().splitlines()
+    if len(sources) != len(references):
+        raise SystemExit(f"{folder}: {len(sources)} sources but {len(references)} references")
+    if args.limit and args.limit < len(sources):
+        keep = [round(i * len(sources) / args.limit) for i in range(args.limit)]
+        sources, references = [sources[i] for i in keep], [references[i] for i in keep]
+    return sources, references
+
+
+def score(name: str, outputs: list[str], references: list[str], **fields) -> dict:
+    scores = bleu_chrf(outputs, [[r] for r in references])
+    if not scores:
+        raise SystemExit("sacrebleu is not installed: pip install -e '.[bench]'")
+    return {"case": name, **scores, **fields}
+
+
+def main(args: StyleArgs) -> dict:
+    if args.render:
+        data = json.loads(Path(args.render).read_text())
+        update_readme(readme_name(data), render(data), title="Style transfer")
+        return data
+    from textdiffusion.pipelines import StylePipeline
+
+    device = resolve_device(args.device)
+    setup_torch(device, threads=args.threads)
+    sources, references = load_pairs(args)
+    path = (
+        args.json
+        or RESULTS_DIR / f"style-transfer-{device.type}{'-quick' if args.quick else ''}.json"
+    )
+    results = Results(path, benchmark="style_transfer", args=args, device=device)
+    log(f"writing {path}; {len(sources)} pairs")
+    pipe = StylePipeline.from_pretrained(args.model, device=str(device))
+    results.set("model", {"path": args.model, "parameters": pipe.model.num_parameters()})
+    run_case(
+        results, "rows", "copy the source", lambda: score("copy the source", sources, references)
+    )
+    for steps in args.steps:
+
+        def rewrite(steps=steps) -> dict:
+            start = time.perf_counter()
+            out = pipe(sources, steps=steps, batch_size=args.batch_size, seed=0)
+            seconds = time.perf_counter() - start
+            record = score(
+                f"model, {steps} steps",
+                out.texts,
+                references,
+                steps=steps,
+                sentences_per_s=len(sources) / seconds,
+                calls_per_batch=out.network_calls / -(-len(sources) // args.batch_size),
+            )
+            record["examples"] = [
+                {"source": s, "output": o, "reference": r}
+                for s, o, r in list(zip(sources, out.texts, references))[: args.examples]
+            ]
+            return record
+
+        record = run_case(results, "rows", f"model, {steps} steps", rewrite)
+        if "bleu" in record:
+            log(f"{steps} steps: BLEU {record['bleu']:.1f}, chrF {record['chrf']:.1f}")
+    results.finish()
+    if args.readme:
+        update_readme(readme_name(results.data), render(results.data), title="Style transfer")
+    return results.data
+
+
+def render(data: dict) -> str:
+    rows = data.get("rows", [])
+    columns = [
+        ("case", "rewrite", ""),
+        ("bleu", "BLEU", ".1f"),
+        ("chrf", "chrF", ".1f"),
+        ("sentences_per_s", "sentences/s", ".1f"),
+        ("calls_per_batch", "network calls per batch", ".1f"),
+    ]
+    model = data.get("model", {})
+    args = data["args"]
+    shown_row = next((r for r in rows if r.get("examples")), None)
+    shown = "\n".join(
+        f"- {e['source']}\n  - model: {e['output']}\n  - Shakespeare: {e['reference']}"
+        for e in (shown_row or {}).get("examples", [])
+    )
+    return (
+        f"Modern -> Shakespeare on `{args['split']}` ({args['limit'] or 'all'} pairs), model `{model.get('path')}` "
+        f"({model.get('parameters', 0) / 1e6:.1f}M parameters), confidence sampler, seed 0. sacrebleu corpus BLEU "
+        "and chrF against the one original line.\n\n"
+        + markdown_table(rows, columns)
+        + (f"\n\nFirst rewrites ({shown_row['case']}):\n\n{shown}" if shown else "")
+        + f"\n\n{provenance(data)}"
+    )
+
+
+def readme_name(data: dict) -> str:
+    device = "cuda" if data["machine"]["device"].startswith("cuda") else "cpu"
+    return f"style-transfer-{device}{'-quick' if data['args'].get('quick') else ''}"
+
+
+if __name__ == "__main__":
+    main(parse_args(StyleArgs, QUICK))
