@@ -3,7 +3,8 @@ into Shakespeare's (`textdiffusion train --task style --data modern.txt --target
 
 The source line is the conditioning prefix, never noised; the rewrite is generated from all-masked target positions
 (their number set by the model's length rule, the rest learnt PADs), as in denoising. Each line of a text is
-rewritten on its own; empty lines stay empty.
+rewritten on its own; empty lines stay empty, and a line too long for the model's context is rewritten in pieces cut
+at spaces.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import dataclasses
 import time
 from collections.abc import Callable, Sequence
 
-from textdiffusion.data.pairs import LengthRule
+from textdiffusion.data.pairs import LengthRule, chunk_text
 from textdiffusion.pipelines.base import DiffusionPipeline, InputError, tokenizer_coverage
 
 
@@ -36,6 +37,12 @@ class StylePipeline(DiffusionPipeline):
                 "`textdiffusion train --task style`"
             )
         self.length = LengthRule(**self.config.task_config)
+        # the longest source (tokens) that fits the context with its rewrite
+        self.fits = max(
+            (n for n in range(self.max_len) if n + self.length(n) <= self.max_len), default=0
+        )
+        if self.fits < 1:
+            raise InputError(f"{pretrained.path}: no source fits the context with its rewrite")
 
     def _allowed_specials(self) -> set[int]:
         return {self.tokenizer.pad_id}  # trailing PADs end the rewrite
@@ -58,12 +65,13 @@ class StylePipeline(DiffusionPipeline):
         if batch_size < 1:
             raise InputError(f"batch_size must be at least 1, got {batch_size}")
         lines = [line.strip() for text in texts for line in text.split("\n")]
-        todo = list(dict.fromkeys(line for line in lines if line))
-        for line in todo:
-            unknown = tokenizer_coverage(self.tokenizer, line)
+        plans = [self._pieces(line) for line in lines]
+        todo = list(dict.fromkeys(piece for plan in plans for piece in plan))
+        for piece in todo:
+            unknown = tokenizer_coverage(self.tokenizer, piece)
             if unknown:
                 raise InputError(
-                    f"characters the model never saw in training: {''.join(unknown)!r} in {line[:40]!r}"
+                    f"characters the model never saw in training: {''.join(unknown)!r} in {piece[:40]!r}"
                 )
         start = time.perf_counter()
         outputs, calls = self.generate_targets(
@@ -76,13 +84,22 @@ class StylePipeline(DiffusionPipeline):
             **sampling,
         )
         table = dict(zip(todo, (self.tokenizer.decode(ids).strip() for ids in outputs)))
-        rewritten, position = [], 0
+        rewritten = [" ".join(table[piece] for piece in plan) for plan in plans]
+        texts_out, position = [], 0
         for text in texts:
             n = text.count("\n") + 1
-            rewritten.append(
-                "\n".join(table.get(line, "") for line in lines[position : position + n])
-            )
+            texts_out.append("\n".join(rewritten[position : position + n]))
             position += n
         return StyleOutput(
-            texts=rewritten, seconds=time.perf_counter() - start, network_calls=calls
+            texts=texts_out, seconds=time.perf_counter() - start, network_calls=calls
         )
+
+    def _pieces(self, line: str) -> list[str]:
+        """`line` (stripped) in pieces that fit the context with their rewrites, cut at spaces; [] if empty."""
+        if not line:
+            return []
+        if len(self.tokenizer.encode(line)) <= self.fits:
+            return [line]
+        # a token spells at least one character, so pieces of `fits` characters fit (byte-level BPE aside,
+        # which generate_targets still refuses with a message)
+        return [piece.strip() for piece in chunk_text(line, self.fits) if piece.strip()]
