@@ -35,6 +35,7 @@ _LAZY = {
     "DiffusionPipeline": "textdiffusion.pipelines",
     "GenerationPipeline": "textdiffusion.pipelines",
     "InfillPipeline": "textdiffusion.pipelines",
+    "StylePipeline": "textdiffusion.pipelines",
     # training
     "train": "textdiffusion.training",
 }
