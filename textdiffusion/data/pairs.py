@@ -382,9 +382,8 @@ class ParallelPairStream:
         order = rng.permutation(len(self.pairs))
         if len(order) < self.batch_size:  # fewer pairs than one batch: repeat them
             order = np.resize(order, self.batch_size)
-        n = (
-            len(order) // self.batch_size * self.batch_size
-        )  # the remainder waits for the next epoch's order
+        # whole batches only: the remainder waits for the next epoch's order
+        n = len(order) // self.batch_size * self.batch_size
         size = self.batch_size * self.pool
         batches = []
         for start in range(0, n, size):

@@ -79,6 +79,8 @@ def load_parallel_corpus(
         raise DataError("--task style needs --targets: files aligned line by line with --data")
     if not data.data:
         raise DataError("--task style needs --data: the source files (one text per line)")
+    if data.hf_dataset:
+        raise DataError("--task style reads aligned files (--data and --targets), not --hf-dataset")
     if bool(data.valid) != bool(data.valid_targets):
         raise DataError("--valid and --valid-targets go together (aligned files)")
     texts = read_line_pairs(data.data, data.targets)
