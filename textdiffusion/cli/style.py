@@ -73,6 +73,8 @@ def style(args: StyleArgs) -> None:
             )
     except InputError as exc:
         raise CLIError(str(exc)) from None
+    for message in out.warnings:
+        print(f"warning: {message}", file=sys.stderr)
     if args.file:
         data = "\n".join(out.texts)
         if args.out:

@@ -3,8 +3,8 @@ into Shakespeare's (`textdiffusion train --task style --data modern.txt --target
 
 The source line is the conditioning prefix, never noised; the rewrite is generated from all-masked target positions
 (their number set by the model's length rule, the rest learnt PADs), as in denoising. Each line of a text is
-rewritten on its own; empty lines stay empty, and a line too long for the model's context is rewritten in pieces cut
-at spaces.
+rewritten on its own; empty lines stay empty, a line too long for the model's context is rewritten in pieces cut at
+spaces, and a line with characters the model never saw is left as it is (with a warning).
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ class StyleOutput:
     texts: list[str]
     seconds: float
     network_calls: int
+    warnings: list[str] = dataclasses.field(default_factory=list)
+    """Lines returned unchanged, and why (characters the model never saw)."""
 
 
 class StylePipeline(DiffusionPipeline):
@@ -65,14 +67,15 @@ class StylePipeline(DiffusionPipeline):
         if batch_size < 1:
             raise InputError(f"batch_size must be at least 1, got {batch_size}")
         lines = [line.strip() for text in texts for line in text.split("\n")]
-        plans = [self._pieces(line) for line in lines]
-        todo = list(dict.fromkeys(piece for plan in plans for piece in plan))
-        for piece in todo:
-            unknown = tokenizer_coverage(self.tokenizer, piece)
-            if unknown:
-                raise InputError(
-                    f"characters the model never saw in training: {''.join(unknown)!r} in {piece[:40]!r}"
+        plans, warnings = [], []
+        for line in lines:
+            unknown = tokenizer_coverage(self.tokenizer, line)
+            if unknown:  # left as it is, not dropped: one odd line must not fail a whole file
+                warnings.append(
+                    f"left unchanged (characters the model never saw, {''.join(unknown)!r}): {line!r}"
                 )
+            plans.append(None if unknown else self._pieces(line))
+        todo = list(dict.fromkeys(piece for plan in plans if plan for piece in plan))
         start = time.perf_counter()
         outputs, calls = self.generate_targets(
             self.tokenizer.encode_batch(todo),
@@ -84,14 +87,20 @@ class StylePipeline(DiffusionPipeline):
             **sampling,
         )
         table = dict(zip(todo, (self.tokenizer.decode(ids).strip() for ids in outputs)))
-        rewritten = [" ".join(table[piece] for piece in plan) for plan in plans]
+        rewritten = [
+            line if plan is None else " ".join(table[piece] for piece in plan)
+            for line, plan in zip(lines, plans)
+        ]
         texts_out, position = [], 0
         for text in texts:
             n = text.count("\n") + 1
             texts_out.append("\n".join(rewritten[position : position + n]))
             position += n
         return StyleOutput(
-            texts=texts_out, seconds=time.perf_counter() - start, network_calls=calls
+            texts=texts_out,
+            seconds=time.perf_counter() - start,
+            network_calls=calls,
+            warnings=warnings,
         )
 
     def _pieces(self, line: str) -> list[str]:
