@@ -30,6 +30,9 @@ def style(args: StyleArgs) -> None:
     import json
     from pathlib import Path
 
+    from rich.console import Console
+    from rich.progress import Progress
+
     from textdiffusion.cli.common import CLIError
     from textdiffusion.cli.generate import _load, _sampling
     from textdiffusion.cli.show import RefinementView
@@ -53,9 +56,6 @@ def style(args: StyleArgs) -> None:
             raise CLIError(f"--file {args.file} is not UTF-8 text ({exc.reason})") from None
     pipe = _load(StylePipeline, args)
     view = RefinementView(pipe.tokenizer, enabled=args.show and not args.file)
-    from rich.console import Console
-    from rich.progress import Progress
-
     try:
         # progress on standard error, only for files: standard output carries the rewritten text
         with (
