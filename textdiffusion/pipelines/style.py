@@ -33,7 +33,7 @@ class StylePipeline(DiffusionPipeline):
 
     def __init__(self, pretrained) -> None:
         super().__init__(pretrained)
-        if self.config.task != "style":
+        if self.config.task != self.task:
             raise InputError(
                 f"{pretrained.path} is a {self.config.task!r} model; style transfer needs one trained with "
                 "`textdiffusion train --task style`"
@@ -67,18 +67,25 @@ class StylePipeline(DiffusionPipeline):
         if batch_size < 1:
             raise InputError(f"batch_size must be at least 1, got {batch_size}")
         lines = [line.strip() for text in texts for line in text.split("\n")]
-        plans, warnings = [], []
-        for line in lines:
+        usable, warnings = [], []  # distinct non-empty lines, each encoded once
+        for line in dict.fromkeys(line for line in lines if line):
             unknown = tokenizer_coverage(self.tokenizer, line)
             if unknown:  # left as it is, not dropped: one odd line must not fail a whole file
                 warnings.append(
                     f"left unchanged (characters the model never saw, {''.join(unknown)!r}): {line!r}"
                 )
-            plans.append(None if unknown else self._pieces(line))
-        todo = list(dict.fromkeys(piece for plan in plans if plan for piece in plan))
+            else:
+                usable.append(line)
+        ids = dict(zip(usable, self.tokenizer.encode_batch(usable)))
+        plans = {line: self._pieces(line, len(ids[line])) for line in usable}
+        todo = list(dict.fromkeys(piece for plan in plans.values() for piece in plan))
+        cut = [
+            piece for piece in todo if piece not in ids
+        ]  # pieces of lines too long for the context
+        ids.update(zip(cut, self.tokenizer.encode_batch(cut)))
         start = time.perf_counter()
         outputs, calls = self.generate_targets(
-            self.tokenizer.encode_batch(todo),
+            [ids[piece] for piece in todo],
             self.length,
             batch_size=batch_size,
             seed=seed,
@@ -86,10 +93,10 @@ class StylePipeline(DiffusionPipeline):
             progress=progress,
             **sampling,
         )
-        table = dict(zip(todo, (self.tokenizer.decode(ids).strip() for ids in outputs)))
+        table = dict(zip(todo, (self.tokenizer.decode(row).strip() for row in outputs)))
         rewritten = [
-            line if plan is None else " ".join(table[piece] for piece in plan)
-            for line, plan in zip(lines, plans)
+            " ".join(table[piece] for piece in plans[line]) if line in plans else line
+            for line in lines
         ]
         texts_out, position = [], 0
         for text in texts:
@@ -103,11 +110,12 @@ class StylePipeline(DiffusionPipeline):
             warnings=warnings,
         )
 
-    def _pieces(self, line: str) -> list[str]:
-        """`line` (stripped) in pieces that fit the context with their rewrites, cut at spaces; [] if empty."""
-        if not line:
-            return []
-        if len(self.tokenizer.encode(line)) <= self.fits:
+    def _pieces(self, line: str, n_tokens: int | None = None) -> list[str]:
+        """`line` (stripped, non-empty; `n_tokens` of them if known) in pieces that fit the context with their
+        rewrites, cut at spaces."""
+        if n_tokens is None:
+            n_tokens = len(self.tokenizer.encode(line))
+        if n_tokens <= self.fits:
             return [line]
         # a token spells at least one character, so pieces of `fits` characters fit (byte-level BPE aside,
         # which generate_targets still refuses with a message)
