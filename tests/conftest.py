@@ -26,6 +26,40 @@ def make_corpus(n_lines: int = 400, seed: int = 0) -> str:
     return "\n".join(lines) + "\n"
 
 
+SHAPE_COLORS = {
+    "red": (220, 30, 30),
+    "green": (30, 180, 30),
+    "blue": (30, 60, 220),
+    "yellow": (230, 210, 20),
+}
+
+
+def make_shapes(folder, n: int, seed: int = 0, *, header: str = "image\tcaption"):
+    """`n` 40 x 40 PNG images under folder/img, each a coloured square or circle on the left or the right, and
+    folder/captions.tsv describing them ("a red square on the left")."""
+    from PIL import Image, ImageDraw
+
+    (folder / "img").mkdir(parents=True, exist_ok=True)
+    rng = random.Random(seed)
+    rows = [header]
+    for i in range(n):
+        color = rng.choice(list(SHAPE_COLORS))
+        shape = rng.choice(["square", "circle"])
+        side = rng.choice(["left", "right"])
+        image = Image.new("RGB", (40, 40), (245, 245, 245))
+        r = rng.randint(5, 7)
+        cx = rng.randint(r + 1, 19 - r) + (20 if side == "right" else 0)
+        cy = rng.randint(r + 2, 38 - r)
+        draw = ImageDraw.Draw(image)
+        (draw.rectangle if shape == "square" else draw.ellipse)(
+            (cx - r, cy - r, cx + r, cy + r), fill=SHAPE_COLORS[color]
+        )
+        image.save(folder / "img" / f"{i}.png")
+        rows.append(f"img/{i}.png\ta {color} {shape} on the {side}")
+    (folder / "captions.tsv").write_text("\n".join(rows) + "\n")
+    return folder / "captions.tsv"
+
+
 @pytest.fixture(scope="session", autouse=True)
 def lexicon_cache(tmp_path_factory):
     """Lexicon indexes (`textdiffusion.data.lexicon_index`) go to a test folder, never the user's cache."""

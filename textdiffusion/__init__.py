@@ -36,6 +36,7 @@ _LAZY = {
     "GenerationPipeline": "textdiffusion.pipelines",
     "InfillPipeline": "textdiffusion.pipelines",
     "StylePipeline": "textdiffusion.pipelines",
+    "CaptionPipeline": "textdiffusion.pipelines",
     # training
     "train": "textdiffusion.training",
 }

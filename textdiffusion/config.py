@@ -13,8 +13,9 @@ FORMAT_VERSION = 1
 
 ProcessName = Literal["masked", "uniform", "gaussian"]
 ScheduleName = Literal["loglinear", "cosine", "linear"]
-TaskName = Literal["generate", "denoise", "style"]
-"""generate: a language model; denoise: a corrector of corrupted text; style: a rewriter trained on aligned pairs."""
+TaskName = Literal["generate", "denoise", "style", "caption"]
+"""generate: a language model; denoise: a corrector of corrupted text; style: a rewriter trained on aligned pairs;
+caption: a describer of images trained on (image, caption) pairs."""
 TASKS: tuple[str, ...] = get_args(TaskName)
 SamplerName = Literal["ancestral", "cached", "confidence"]
 Objective = Literal["diffusion", "ar"]
@@ -62,6 +63,13 @@ class ModelConfig:
     """Base of the rotary position frequencies."""
     tie_embeddings: bool = False
     """Share the input embedding with the output projection."""
+    image_size: int = 0
+    """Side of the square RGB images the network reads through its image encoder and cross-attention (captioning);
+    0: no image input."""
+    patch_size: int = 8
+    """Side of the square image patches, each one encoder token."""
+    image_layers: int = 2
+    """Transformer blocks of the image encoder."""
 
     def __post_init__(self) -> None:
         _check(self.vocab_size >= 0, f"--vocab-size must be >= 0, got {self.vocab_size}")
@@ -74,6 +82,15 @@ class ModelConfig:
         )
         _check(0.0 <= self.dropout < 1.0, f"--dropout must be in [0, 1), got {self.dropout}")
         _check(self.mlp_ratio > 0, f"--mlp-ratio must be positive, got {self.mlp_ratio}")
+        _check(self.image_size >= 0, f"--image-size must be >= 0, got {self.image_size}")
+        if self.image_size:
+            _check(
+                self.patch_size > 0 and self.image_size % self.patch_size == 0,
+                f"--image-size ({self.image_size}) must be a multiple of --patch-size ({self.patch_size})",
+            )
+            _check(
+                self.image_layers > 0, f"--image-layers must be positive, got {self.image_layers}"
+            )
 
 
 PRESETS: dict[str, dict[str, Any]] = {
@@ -152,6 +169,16 @@ class DataConfig:
     """--task style: files aligned line by line with --data; line i is the restyled line i of the data."""
     valid_targets: tuple[str, ...] = ()
     """--task style: files aligned line by line with --valid."""
+    labels: tuple[str, ...] = ()
+    """--task style without --targets (attribute transfer): the attribute of each --data file, in order, e.g.
+    `--data neg.txt pos.txt --labels negative positive`; each line is one text. --valid, if given, has a file per
+    label in the same order."""
+    label_dropout: float = 0.1
+    """--labels: share of training lines shown without their label, so that the model also learns the unlabelled
+    distribution that classifier-free guidance needs."""
+    image_root: str | None = None
+    """--task caption: the folder the image paths of the caption files are relative to (default: the folder of each
+    caption file)."""
     valid_fraction: float = 0.05
     """Share of the training tokens held out for validation when --valid is not given."""
     jsonl_field: str = "text"
@@ -171,6 +198,14 @@ class DataConfig:
         _check(
             0.0 <= self.valid_fraction < 1.0,
             f"--valid-fraction must be in [0, 1), got {self.valid_fraction}",
+        )
+        _check(
+            0.0 <= self.label_dropout < 1.0,
+            f"--label-dropout must be in [0, 1), got {self.label_dropout}",
+        )
+        _check(
+            len(set(self.labels)) == len(self.labels),
+            f"--labels must be distinct, got {list(self.labels)}",
         )
         _check(
             self.bpe_vocab_size >= 300,

@@ -14,6 +14,7 @@ import torch
 BENCH = Path(__file__).resolve().parents[2] / "bench"
 sys.path.insert(0, str(BENCH))
 
+import captioning  # noqa: E402
 import common  # noqa: E402
 import mfu_variants  # noqa: E402
 import profile_step  # noqa: E402
@@ -307,3 +308,54 @@ def test_style_transfer_scores_the_copy_baseline_and_a_model(tmp_path):
     assert (
         "| copy the source |" in table and "| model, 2 steps |" in table and "Shakespeare:" in table
     )
+
+
+def test_captioning_scores_the_baselines_and_a_model(tmp_path):
+    pytest.importorskip("sacrebleu")
+    from conftest import make_shapes
+
+    from textdiffusion.config import DataConfig, ModelConfig, TrainConfig
+    from textdiffusion.training import train
+
+    # two tables with paths relative to one image folder, as COCO's (train2017/..., val2017/...)
+    tables = {}
+    for name, n, seed, copies in (("train", 6, 0, 1), ("test", 3, 1, 5)):
+        rows = make_shapes(tmp_path / name, n, seed=seed).read_text().splitlines()
+        body = [
+            f"{name}/{row}" for row in rows[1:] for _ in range(copies)
+        ]  # five captions per test image
+        tables[name] = tmp_path / f"{name}.tsv"
+        tables[name].write_text("\n".join([rows[0], *body]) + "\n")
+    train_table = tables["train"]
+    model = tmp_path / "model"
+    train(
+        DataConfig(data=(str(train_table),), valid_fraction=0.0),
+        TrainConfig(steps=2, batch_size=4, eval_every=0, device="cpu"),
+        out=model,
+        task="caption",
+        model=ModelConfig(n_layers=1, n_heads=2, dim=32, max_len=64, image_size=16),
+        progress=False,
+    )
+    out = tmp_path / "captioning.json"
+    args = captioning.CaptionArgs(
+        model=str(model),
+        train=str(train_table),
+        test=str(tables["test"]),
+        image_root=str(tmp_path),
+        steps=(2,),
+        examples=2,
+        device="cpu",
+        threads=1,
+        json=str(out),
+        readme=False,
+    )
+    data = captioning.main(args)
+    constant, nearest, described = data["rows"]
+    assert constant["case"] == "one caption for every image" and constant["example"].startswith(
+        "a "
+    )
+    assert nearest["case"] == "nearest training image's caption" and math.isfinite(nearest["chrf"])
+    assert described["steps"] == 2 and "error" not in described and len(described["examples"]) == 2
+    assert described["images_per_s"] > 0
+    table = captioning.render(json.loads(out.read_text()))
+    assert "| one caption for every image |" in table and "| model, 2 steps |" in table

@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 
 def commands() -> dict[str, Callable]:
     from textdiffusion.cli import (
+        caption,
         denoise,
         denoise_eval,
         evaluate,
@@ -30,6 +31,7 @@ def commands() -> dict[str, Callable]:
         "denoise": denoise.denoise,
         "eval-denoise": denoise_eval.eval_denoise,
         "style": style.style,
+        "caption": caption.caption,
         "particles": particles.particles,
     }
 

@@ -23,6 +23,12 @@ class StyleArgs(SamplingArgs):
     """Write the rewritten --file here (default: standard output)."""
     batch_size: int = 64
     """Lines rewritten together."""
+    to: str | None = None
+    """Attribute models (trained with --labels): the label to move the text to."""
+    strength: float = 0.3
+    """Attribute models: the largest share of a line's tokens regenerated (those the label disfavours most)."""
+    guidance: float = 2.0
+    """Attribute models: classifier-free guidance scale (1: none; higher: the label weighs more)."""
 
 
 def style(args: StyleArgs) -> None:
@@ -55,6 +61,11 @@ def style(args: StyleArgs) -> None:
         except UnicodeDecodeError as exc:
             raise CLIError(f"--file {args.file} is not UTF-8 text ({exc.reason})") from None
     pipe = _load(StylePipeline, args)
+    attribute = (
+        dict(to=args.to, strength=args.strength, guidance=args.guidance) if pipe.labels else {}
+    )
+    if args.to is not None and not pipe.labels:
+        raise CLIError(f"--to: {args.model} was trained on aligned pairs and has no attributes")
     view = RefinementView(pipe.tokenizer, enabled=args.show and not args.file)
     try:
         # progress on standard error, only for files: standard output carries the rewritten text
@@ -69,6 +80,7 @@ def style(args: StyleArgs) -> None:
                 seed=args.seed,
                 callback=view.callback,
                 progress=lambda done, total: bar.update(task, completed=done, total=total),
+                **attribute,
                 **_sampling(args),
             )
     except InputError as exc:

@@ -23,7 +23,8 @@ class TrainArgs:
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
     task: TaskName = "generate"
     """generate: a language model of --data; denoise: a corrector trained on --data corrupted on the fly; style: a
-    rewriter trained on aligned lines, --data (sources) and --targets (their rewrites)."""
+    rewriter trained on aligned lines, --data (sources) and --targets (their rewrites); caption: a describer of images,
+    trained on caption tables (--data captions.tsv, with image and caption columns)."""
     denoise: DenoiseConfig = dataclasses.field(default_factory=DenoiseConfig)
     preset: Literal["tiny", "small", "base"] = "small"
     """Model size: tiny (~0.1M parameters), small (~10M), base (~85M, 1024 tokens)."""
@@ -37,6 +38,12 @@ class TrainArgs:
     """Override the preset's context length (tokens)."""
     dropout: float = 0.0
     """Dropout in the network."""
+    image_size: int | None = None
+    """--task caption: side of the square images the model reads (default 64)."""
+    patch_size: int = 8
+    """--task caption: side of the image patches (one encoder token each)."""
+    image_layers: int = 2
+    """--task caption: blocks of the image encoder."""
     process: ProcessName = "masked"
     """Forward process: masked (absorbing), uniform (random-token noise) or gaussian (Gaussian noise on analog-bit
     codes of the tokens); the last two make the network time-conditioned and sample with the ancestral sampler."""
@@ -66,6 +73,14 @@ def run_settings(args: TrainArgs) -> dict:
     unmasked = args.process != "masked"
     if unmasked and args.task != "generate":
         raise CLIError(f"--process {args.process} trains language models only (--task generate)")
+    if args.image_size is not None and args.task != "caption":
+        raise CLIError("--image-size is for --task caption")
+    if args.task == "caption":
+        overrides.update(
+            image_size=args.image_size or 64,
+            patch_size=args.patch_size,
+            image_layers=args.image_layers,
+        )
     try:
         model = ModelConfig(
             **{**PRESETS[args.preset], **overrides, "dropout": args.dropout},
@@ -78,7 +93,7 @@ def run_settings(args: TrainArgs) -> dict:
     # a corrector decodes greedily and in parallel; a language model samples. Without masks every token may change
     # at every step: nothing to cache, nothing to unmask.
     sample = None
-    if args.task in ("denoise", "style"):
+    if args.task in ("denoise", "style", "caption"):
         sample = SampleConfig(sampler="confidence", steps=32, threshold=0.9, temperature=0.1)
     elif unmasked:
         sample = SampleConfig(sampler="ancestral")

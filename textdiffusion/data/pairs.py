@@ -422,3 +422,94 @@ class ParallelPairStream:
 
     def close(self) -> None:
         pass
+
+
+# -- fixed-length targets with per-item conditioning (captions, labelled lines) -------------------------------------
+class TargetStream:
+    """Batches of items (key, target ids), reproducible and resumable; the key says what conditions the target.
+
+    Each epoch visits every item once in an order drawn from (seed, epoch). Batches are dicts: target int64
+    (b, length) with trailing PADs, target_mask bool (b, length) all True (the PADs are learnt: they end the text),
+    and the arrays that `conditioning(keys, rng)` makes of the rows' keys. Each rank keeps its slice of every global
+    batch; `state_dict()` holds (epoch, batch).
+    """
+
+    def __init__(
+        self,
+        items: Sequence[tuple[Any, Sequence[int]]],
+        *,
+        length: int,
+        pad_id: int,
+        batch_size: int,
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+    ) -> None:
+        if not items:
+            raise ValueError("no training items")
+        if batch_size % world_size:
+            raise ValueError(f"batch size {batch_size} is not divisible by {world_size} processes")
+        self.items, self.length, self.pad_id = list(items), length, pad_id
+        self.batch_size, self.seed = batch_size, seed
+        self.rank, self.world_size = rank, world_size
+        self.epoch, self.position = 0, 0
+        self._order = self._epoch_order(0)
+
+    def conditioning(self, keys: list[Any], rng: np.random.Generator) -> dict[str, np.ndarray]:
+        raise NotImplementedError
+
+    def _epoch_order(self, epoch: int) -> np.ndarray:
+        order = np.random.default_rng([self.seed, epoch]).permutation(len(self.items))
+        if len(order) < self.batch_size:  # fewer items than one batch: repeat them
+            order = np.resize(order, self.batch_size)
+        return order[: len(order) // self.batch_size * self.batch_size]  # whole batches only
+
+    def next_batch(self) -> dict[str, np.ndarray]:
+        if self.position * self.batch_size >= len(self._order):
+            self.epoch, self.position = self.epoch + 1, 0
+            self._order = self._epoch_order(self.epoch)
+        start = self.position * self.batch_size
+        rng = np.random.default_rng([self.seed, self.epoch, self.position, 1])
+        self.position += 1
+        per_rank = self.batch_size // self.world_size
+        index = self._order[start : start + self.batch_size]
+        # every rank draws the whole batch's randomness, so a row's draws do not depend on the rank count
+        extras = self.conditioning([self.items[i][0] for i in index], rng)
+        mine = slice(self.rank * per_rank, (self.rank + 1) * per_rank)
+        targets = np.full((per_rank, self.length), self.pad_id, dtype=np.int64)
+        for row, i in enumerate(index[mine]):
+            ids = list(self.items[i][1])[: self.length]
+            targets[row, : len(ids)] = ids
+        return {
+            "target": targets,
+            "target_mask": np.ones_like(targets, dtype=bool),
+            **{k: v[mine] for k, v in extras.items()},
+        }
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"epoch": self.epoch, "position": self.position, "seed": self.seed}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.epoch, self.position, self.seed = (
+            int(state["epoch"]),
+            int(state["position"]),
+            int(state["seed"]),
+        )
+        self._order = self._epoch_order(self.epoch)
+
+    def close(self) -> None:
+        pass
+
+
+class LabelStream(TargetStream):
+    """Batches of labelled lines: a `TargetStream` whose items are (label, ids), with a label int64 (b,) per row,
+    replaced by the null label `n_labels` with probability `dropout` (so that the model also learns the
+    unconditional distribution that classifier-free guidance needs)."""
+
+    def __init__(self, items, *, n_labels: int, dropout: float = 0.0, **kwargs) -> None:
+        super().__init__(items, **kwargs)
+        self.n_labels, self.dropout = n_labels, dropout
+
+    def conditioning(self, keys: list[int], rng: np.random.Generator) -> dict[str, np.ndarray]:
+        labels = np.asarray(keys, dtype=np.int64)
+        return {"label": np.where(rng.random(len(keys)) < self.dropout, self.n_labels, labels)}

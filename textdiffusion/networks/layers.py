@@ -91,6 +91,31 @@ class Attention(nn.Module):
         return self.proj(y)
 
 
+class CrossAttention(nn.Module):
+    """Multi-head attention from the tokens to a memory (image features): no positions, no mask."""
+
+    def __init__(self, dim: int, n_heads: int, *, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.n_heads = n_heads
+        self.q = nn.Linear(dim, dim, bias=False)
+        self.kv = nn.Linear(dim, 2 * dim, bias=False)
+        self.proj = nn.Linear(dim, dim, bias=False)
+        self.dropout = dropout
+
+    def forward(self, x: torch.Tensor, memory: torch.Tensor) -> torch.Tensor:
+        """x: (B, L, D) queries; memory: (B, M, D) keys and values."""
+        B, L, D = x.shape
+        H = self.n_heads
+        q = self.q(x).view(B, L, H, D // H).transpose(1, 2)  # (B, H, L, head_dim)
+        k, v = (
+            self.kv(memory).view(B, -1, 2, H, D // H).permute(2, 0, 3, 1, 4)
+        )  # (B, H, M, head_dim)
+        y = F.scaled_dot_product_attention(
+            q, k, v, dropout_p=self.dropout if self.training else 0.0
+        )  # (B, H, L, head_dim)
+        return self.proj(y.transpose(1, 2).reshape(B, L, D))
+
+
 class SwiGLU(nn.Module):
     """Gated MLP (Shazeer 2020): W2 (silu(W1 x) * W3 x)."""
 
@@ -105,10 +130,16 @@ class SwiGLU(nn.Module):
 
 
 class Block(nn.Module):
-    """Pre-norm transformer block."""
+    """Pre-norm transformer block: self-attention, cross-attention to a memory (with `cross`), MLP."""
 
     def __init__(
-        self, dim: int, n_heads: int, *, mlp_ratio: float = 4.0, dropout: float = 0.0
+        self,
+        dim: int,
+        n_heads: int,
+        *,
+        mlp_ratio: float = 4.0,
+        dropout: float = 0.0,
+        cross: bool = False,
     ) -> None:
         super().__init__()
         hidden = (
@@ -116,6 +147,9 @@ class Block(nn.Module):
         )  # SwiGLU keeps the MLP's parameter count
         self.attn_norm = RMSNorm(dim)
         self.attn = Attention(dim, n_heads, dropout=dropout)
+        if cross:
+            self.cross_norm = RMSNorm(dim)
+            self.cross = CrossAttention(dim, n_heads, dropout=dropout)
         self.mlp_norm = RMSNorm(dim)
         self.mlp = SwiGLU(dim, hidden)
         self.dropout = nn.Dropout(dropout)
@@ -129,7 +163,9 @@ class Block(nn.Module):
         causal: bool = False,
         cache: tuple[torch.Tensor, torch.Tensor] | None = None,
         cache_positions: torch.Tensor | None = None,
+        memory: torch.Tensor | None = None,
     ) -> torch.Tensor:
+        """memory: (B, M, D) features for the cross-attention of a `cross` block."""
         attn = self.attn(
             self.attn_norm(x),
             rotary,
@@ -139,6 +175,8 @@ class Block(nn.Module):
             cache_positions=cache_positions,
         )
         x = x + self.dropout(attn)
+        if memory is not None:
+            x = x + self.dropout(self.cross(self.cross_norm(x), memory))
         return x + self.dropout(self.mlp(self.mlp_norm(x)))
 
 

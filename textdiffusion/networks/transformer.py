@@ -1,8 +1,9 @@
 """The denoiser: a bidirectional transformer over token ids, ignorant of diffusion, tokenizers and parallelism.
 
 `model(xt, t, *, cond=None, attention_mask=None) -> logits (B, L, V)`. Conditioning comes in through `cond`:
-a conditioning prefix of token ids placed before the target (never noised: it is simply not part of `xt`), and/or a
-class label embedding (null label = `n_labels`, for classifier-free guidance).
+a conditioning prefix of token ids placed before the target (never noised: it is simply not part of `xt`), a class
+label embedding (null label = `n_labels`, for classifier-free guidance), and/or an image that every block reads
+through cross-attention to the features of the image encoder (captioning, `config.image_size > 0`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import torch
 from torch import nn
 
 from textdiffusion.config import ModelConfig
+from textdiffusion.networks.image import ImageEncoder
 from textdiffusion.networks.layers import Block, KVCache, RMSNorm, rotary_tables, timestep_embedding
 
 
@@ -25,16 +27,25 @@ class Cond:
         prefix: int64 (B, Lc) token ids read before the target (source text for denoising and style transfer).
         prefix_mask: bool (B, Lc), True at real prefix tokens (default: all).
         label: int64 (B,) class labels in [0, n_labels]; n_labels is the null label.
+        image: float (B, 3, S, S) RGB images in [0, 1], encoded at every call.
+        image_features: float (B, P, D), the output of `model.encode_image(image)`: encoded once, read by every
+            step of a sampler.
     """
 
     prefix: torch.Tensor | None = None
     prefix_mask: torch.Tensor | None = None
     label: torch.Tensor | None = None
+    image: torch.Tensor | None = None
+    image_features: torch.Tensor | None = None
 
     def index(self, rows: torch.Tensor) -> Cond:
         """The conditioning of the batch rows `rows` (int64 indices)."""
-        pick = lambda x: None if x is None else x[rows]  # noqa: E731
-        return Cond(pick(self.prefix), pick(self.prefix_mask), pick(self.label))
+        return Cond(
+            **{
+                f.name: None if (x := getattr(self, f.name)) is None else x[rows]
+                for f in dataclasses.fields(self)
+            }
+        )
 
 
 def as_cond(cond: Cond | torch.Tensor | None) -> Cond:
@@ -74,8 +85,20 @@ class DiffusionTransformer(nn.Module):
             )
         if config.n_labels > 0:
             self.label_embed = nn.Embedding(config.n_labels + 1, config.dim)
+        if config.image_size:
+            self.image_encoder = ImageEncoder(config)
+            # Rotary positions are relative: over all-masked targets, whose values are all alike, every position
+            # would read the same thing, and nothing else (no prefix) tells them apart. A caption needs its start
+            # and its end (trailing PADs), so captioning models add absolute positions to the target.
+            self.target_position = nn.Embedding(config.max_len, config.dim)
         self.blocks = nn.ModuleList(
-            Block(config.dim, config.n_heads, mlp_ratio=config.mlp_ratio, dropout=config.dropout)
+            Block(
+                config.dim,
+                config.n_heads,
+                mlp_ratio=config.mlp_ratio,
+                dropout=config.dropout,
+                cross=config.image_size > 0,
+            )
             for _ in range(config.n_layers)
         )
         self.norm = RMSNorm(config.dim)
@@ -122,12 +145,26 @@ class DiffusionTransformer(nn.Module):
                 nn.init.normal_(module.weight, std=0.02)
                 if isinstance(module, nn.Linear) and module.bias is not None:
                     nn.init.zeros_(module.bias)
-        for block in self.blocks:
-            for proj in (block.attn.proj, block.mlp.down):
-                nn.init.normal_(proj.weight, std=0.02 / math.sqrt(2 * self.config.n_layers))
+        stacks = [self.blocks]
+        if self.config.image_size:
+            stacks.append(self.image_encoder.blocks)
+            nn.init.normal_(self.image_encoder.position, std=0.02)
+        for blocks in stacks:
+            for block in blocks:
+                projs = [block.attn.proj, block.mlp.down]
+                if hasattr(block, "cross"):
+                    projs.append(block.cross.proj)
+                for proj in projs:
+                    nn.init.normal_(proj.weight, std=0.02 / math.sqrt(2 * len(blocks)))
         nn.init.zeros_(self.segment.weight)
         if self.config.time_conditioning:
             nn.init.zeros_(self.time_mlp[-1].weight)
+
+    def encode_image(self, image: torch.Tensor) -> torch.Tensor:
+        """Features (B, P, D) of float (B, 3, S, S) RGB images in [0, 1], for `Cond(image_features=...)`."""
+        if not self.config.image_size:
+            raise ValueError("this model has no image encoder (it was not trained for captioning)")
+        return self.image_encoder(image)
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
@@ -163,6 +200,12 @@ class DiffusionTransformer(nn.Module):
         config = self.config
         h = self.input_proj(xt) if xt.is_floating_point() else self.embed(xt)
         h = h + self.segment.weight[1]  # (B, L, D)
+        if config.image_size:
+            if L > config.max_len:
+                raise ValueError(
+                    f"sequence of {L} tokens exceeds the model's max_len {config.max_len}"
+                )
+            h = h + self.target_position.weight[:L]
         target_valid = (
             attention_mask.bool()
             if attention_mask is not None
@@ -193,6 +236,15 @@ class DiffusionTransformer(nn.Module):
             if label is None:  # unconditional: the null label
                 label = torch.full((B,), config.n_labels, dtype=torch.long, device=xt.device)
             h = h + self.label_embed(label)[:, None]
+        memory = cond.image_features
+        if memory is None and cond.image is not None:
+            memory = self.encode_image(cond.image)
+        if config.image_size and memory is None:
+            raise ValueError(
+                "this model describes images: pass cond=Cond(image=...) or Cond(image_features=...)"
+            )
+        if memory is not None and not config.image_size:
+            raise ValueError("this model has no image encoder (it was not trained for captioning)")
 
         mask = None
         if cache is not None:
@@ -239,6 +291,7 @@ class DiffusionTransformer(nn.Module):
                 causal=config.causal,
                 cache=layer_cache,
                 cache_positions=positions,
+                memory=memory,
             )
         h = h[:, total - L :]  # (B, L, D) target positions only
         if output_mask is not None:

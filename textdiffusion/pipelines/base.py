@@ -43,6 +43,30 @@ class SuppressTokens(nn.Module):
         return self.model(xt, t, **kwargs) + self.bias
 
 
+class ClassifierFreeGuidance(nn.Module):
+    """Wraps a label-conditioned denoiser: log p(x | y) pushed away from the unlabelled log p(x),
+    u + scale * (c - u) on log-probabilities (Ho & Salimans 2022). scale 1 is the conditional model; above 1 the
+    label weighs more. Both predictions come from one call on a doubled batch (the null label is `n_labels`)."""
+
+    def __init__(self, model: nn.Module, scale: float) -> None:
+        super().__init__()
+        self.model, self.config, self.scale = model, model.config, scale
+
+    def forward(self, xt, t=None, *, cond=None, **kwargs):
+        if cond is None or cond.label is None or self.scale == 1.0:
+            return self.model(xt, t, cond=cond, **kwargs)
+        B = xt.shape[0]
+        rows = torch.arange(B, device=xt.device).repeat(2)
+        doubled = cond.index(rows)
+        doubled.label = torch.cat([cond.label, torch.full_like(cond.label, self.config.n_labels)])
+        kwargs = {k: None if v is None else v[rows] for k, v in kwargs.items()}
+        logits = self.model(
+            xt[rows], None if t is None else t[rows], cond=doubled, **kwargs
+        ).float()
+        c, u = logits.log_softmax(dim=-1).chunk(2)
+        return u + self.scale * (c - u)
+
+
 @dataclasses.dataclass
 class SampleOutput:
     ids: torch.Tensor
@@ -73,8 +97,8 @@ class DiffusionPipeline:
         never = (self.tokenizer.special_ids - self._allowed_specials()) | set(
             self.tokenizer.byte_fallback_ids()
         )
-        suppressed = sorted(never)
-        self.denoiser = SuppressTokens(self.model, suppressed)
+        self.suppressed = sorted(never)
+        self.denoiser = SuppressTokens(self.model, self.suppressed)
 
     def _allowed_specials(self) -> set[int]:
         return set()
@@ -126,8 +150,10 @@ class DiffusionPipeline:
         cond: Any = None,
         attention_mask: torch.Tensor | None = None,
         callback: Callable | None = None,
+        guidance: float | None = None,
     ) -> SampleOutput:
-        """Run the sampler with the model's saved defaults for every argument left as None."""
+        """Run the sampler with the model's saved defaults for every argument left as None. `guidance`: the
+        classifier-free guidance scale of a label-conditioned model (`cond.label`; None or 1: none)."""
         given = dict(
             sampler=sampler, steps=steps, temperature=temperature, top_p=top_p, threshold=threshold
         )
@@ -149,7 +175,12 @@ class DiffusionPipeline:
         )
         if settings.sampler == "confidence":
             kwargs["threshold"] = settings.threshold
-        counter = _CallCounter(self.denoiser)
+        denoiser = self.denoiser
+        if guidance is not None and guidance != 1.0:
+            if not self.model.config.n_labels:
+                raise InputError("guidance needs a model trained with labels (--labels)")
+            denoiser = SuppressTokens(ClassifierFreeGuidance(self.model, guidance), self.suppressed)
+        counter = _CallCounter(denoiser)
         start = time.perf_counter()
         ids = fn(counter, self.process, shape, settings.steps, **kwargs)
         if self.device.type == "cuda":

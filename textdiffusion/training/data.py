@@ -20,6 +20,7 @@ from textdiffusion.data import (
     read_line_pairs,
     split_stream,
 )
+from textdiffusion.data.captions import load_image, read_captions
 from textdiffusion.data.corruption import CorruptionConfig, Corruptor
 from textdiffusion.data.pairs import (
     CorruptionPairStream,
@@ -61,6 +62,172 @@ class ParallelCorpus:
     valid: list[tuple[list[int], list[int]]]
     length: LengthRule
     """Target positions per source length."""
+
+
+@dataclasses.dataclass
+class CaptionCorpus:
+    tokenizer: Tokenizer
+    images: np.ndarray
+    """uint8 (N, 3, S', S') every image, training and validation (see data/captions.py)."""
+    train: list[tuple[int, list[int]]]
+    """(image index, caption token ids) of the training captions."""
+    valid: list[tuple[int, list[int]]]
+    length: int
+    """Caption positions: the longest training caption's tokens; shorter ones end in learnt PADs."""
+
+
+def load_caption_corpus(
+    data: DataConfig,
+    *,
+    tokenizer: Tokenizer | None,
+    info: distributed.DistInfo,
+    out: Path,
+    max_len: int,
+    image_size: int,
+    length: int | None = None,
+) -> CaptionCorpus:
+    """The captions of the --data tables and their images; --valid tables, or the captions of the last
+    --valid-fraction of the images, for validation. Captions longer than `length` (default: the longest training
+    caption, at most max_len tokens) are left out and counted in the log."""
+    if not data.data:
+        raise DataError(
+            "--task caption needs --data: caption tables (.tsv, .csv or .jsonl) with image and caption columns"
+        )
+    if data.hf_dataset:
+        raise DataError("--task caption reads caption tables (--data), not --hf-dataset")
+    pairs = read_captions(data.data, image_root=data.image_root)
+    if data.valid:
+        valid_pairs = read_captions(data.valid, image_root=data.image_root)
+    else:  # hold out whole images, so that no validation image was seen in training
+        paths = list(dict.fromkeys(path for path, _ in pairs))
+        held = set(paths[len(paths) - int(len(paths) * data.valid_fraction) :])
+        valid_pairs = [p for p in pairs if p[0] in held]
+        pairs = [p for p in pairs if p[0] not in held]
+    tokenizer = ensure_tokenizer(
+        [caption for _, caption in pairs], data, tokenizer=tokenizer, info=info, out=out
+    )
+    paths = list(dict.fromkeys(path for path, _ in pairs + valid_pairs))
+    index = {path: i for i, path in enumerate(paths)}
+    images = np.stack([load_image(path, image_size) for path in paths])
+
+    def encode(items: list[tuple[Path, str]]) -> list[tuple[int, list[int]]]:
+        ids = tokenizer.encode_batch([caption for _, caption in items])
+        return [(index[path], row) for (path, _), row in zip(items, ids)]
+
+    train, valid = encode(pairs), encode(valid_pairs)
+    length = length or min(max_len, max(len(ids) for _, ids in train))
+    kept = [c for c in train if len(c[1]) <= length]
+    kept_valid = [c for c in valid if len(c[1]) <= length]
+    logger.info(
+        "%d images; %d training and %d validation captions of up to %d tokens (%d and %d longer ones left out)",
+        len(paths),
+        len(kept),
+        len(kept_valid),
+        length,
+        len(train) - len(kept),
+        len(valid) - len(kept_valid),
+    )
+    if not kept:
+        raise DataError(
+            f"no training caption fits the model's {length} caption tokens (--max-len, or the length a resumed run "
+            "started with)"
+        )
+    return CaptionCorpus(
+        tokenizer=tokenizer, images=images, train=kept, valid=kept_valid, length=length
+    )
+
+
+@dataclasses.dataclass
+class LabelledCorpus:
+    tokenizer: Tokenizer
+    labels: list[str]
+    train: list[tuple[int, list[int]]]
+    """(label index, token ids) of the training lines."""
+    valid: list[tuple[int, list[int]]]
+    length: int
+    """Positions per line: the longest training line's tokens and room to grow (`growth`); learnt PADs after the
+    text."""
+
+
+def load_labelled_corpus(
+    data: DataConfig,
+    *,
+    tokenizer: Tokenizer | None,
+    info: distributed.DistInfo,
+    out: Path,
+    max_len: int,
+    length: int | None = None,
+) -> LabelledCorpus:
+    """The lines of each --data file with that file's label (--labels); --valid files (one per label), or the last
+    --valid-fraction of each file's lines, for validation. Lines longer than `length` (default: the longest training
+    line and the room a rewrite may grow by, at most max_len tokens) are left out and counted in the log."""
+    from textdiffusion.pipelines.style import growth
+
+    if len(data.data) != len(data.labels):
+        raise DataError(
+            f"--labels names the attribute of each --data file: {len(data.labels)} labels for "
+            f"{len(data.data)} files"
+        )
+    if data.valid and len(data.valid) != len(data.labels):
+        raise DataError(
+            f"--valid needs a file per label, in the order of --labels: {len(data.valid)} files for "
+            f"{len(data.labels)} labels"
+        )
+    if data.hf_dataset:
+        raise DataError("--labels reads one file per label (--data), not --hf-dataset")
+
+    def lines(path: str) -> list[str]:
+        texts = [line.strip() for doc in read_documents([path]) for line in doc.split("\n")]
+        texts = [text for text in texts if text]
+        if not texts:
+            raise DataError(f"{path} holds no line of text")
+        return texts
+
+    train_texts, valid_texts = [], []
+    for label, path in enumerate(data.data):
+        texts = lines(path)
+        if data.valid:
+            valid_texts += [(label, text) for text in lines(data.valid[label])]
+        else:
+            n_valid = int(len(texts) * data.valid_fraction)
+            valid_texts += [(label, text) for text in texts[len(texts) - n_valid :]]
+            texts = texts[: len(texts) - n_valid]
+        train_texts += [(label, text) for text in texts]
+    tokenizer = ensure_tokenizer(
+        [text for _, text in train_texts], data, tokenizer=tokenizer, info=info, out=out
+    )
+
+    def encode(items: list[tuple[int, str]]) -> list[tuple[int, list[int]]]:
+        ids = tokenizer.encode_batch([text for _, text in items])
+        return [(label, row) for (label, _), row in zip(items, ids)]
+
+    train, valid = encode(train_texts), encode(valid_texts)
+    if length is None:
+        longest = max(len(ids) for _, ids in train)
+        length = min(max_len, longest + growth(longest))
+    kept = [item for item in train if len(item[1]) <= length]
+    kept_valid = [item for item in valid if len(item[1]) <= length]
+    counts = ", ".join(
+        f"{name} {sum(label == i for label, _ in kept):,}" for i, name in enumerate(data.labels)
+    )
+    logger.info(
+        "%d training lines (%s) and %d validation lines of up to %d tokens (%d and %d longer ones left out)",
+        len(kept),
+        counts,
+        len(kept_valid),
+        length,
+        len(train) - len(kept),
+        len(valid) - len(kept_valid),
+    )
+    if not kept:
+        raise DataError(f"no training line fits {length} tokens")
+    return LabelledCorpus(
+        tokenizer=tokenizer,
+        labels=list(data.labels),
+        train=kept,
+        valid=kept_valid,
+        length=length,
+    )
 
 
 def load_parallel_corpus(
@@ -254,7 +421,7 @@ def pair_stream(
 
 
 def micro_batches(batch, micro: int, device: torch.device) -> list[tuple[torch.Tensor, dict]]:
-    """Split a batch (token windows, or a dict of seq2seq arrays) into `micro` pieces on `device`:
+    """Split a batch (token windows, or a dict of seq2seq, caption or labelled-line arrays) into `micro` pieces on `device`:
     (x0, model keyword arguments) each."""
     if not isinstance(batch, dict):
         return [
@@ -264,6 +431,11 @@ def micro_batches(batch, micro: int, device: torch.device) -> list[tuple[torch.T
     out = []
     for i in range(len(parts["target"])):
         piece = {k: v[i].to(device, non_blocking=True) for k, v in parts.items()}
-        cond = Cond(prefix=piece["prefix"], prefix_mask=piece["prefix_mask"])
+        if "image" in piece:  # uint8 crops travel to the device; floats are made there
+            cond = Cond(image=piece["image"].float() / 255)
+        elif "label" in piece:
+            cond = Cond(label=piece["label"])
+        else:
+            cond = Cond(prefix=piece["prefix"], prefix_mask=piece["prefix_mask"])
         out.append((piece["target"], {"cond": cond, "attention_mask": piece["target_mask"]}))
     return out

@@ -35,13 +35,16 @@ from textdiffusion.config import (
     TrainConfig,
 )
 from textdiffusion.data import BatchStream, Tokenizer, chunk_stream
-from textdiffusion.data.pairs import LengthRule, ParallelPairStream
+from textdiffusion.data.captions import CaptionStream
+from textdiffusion.data.pairs import LabelStream, LengthRule, ParallelPairStream
 from textdiffusion.evaluation.elbo import LN2, autoregressive_nll, diffusion_nll
 from textdiffusion.networks import DiffusionTransformer
 from textdiffusion.processes import analog_bits, build_process
 from textdiffusion.training import distributed
 from textdiffusion.training.data import (
+    load_caption_corpus,
     load_corpus,
+    load_labelled_corpus,
     load_pair_corpus,
     load_parallel_corpus,
     micro_batches,
@@ -124,7 +127,54 @@ class Trainer(CheckpointState):
             raise TrainingError(
                 "--targets and --valid-targets are for --task style (aligned pairs)"
             )
-        if task == "style":
+        if task != "caption" and data.image_root:
+            raise TrainingError("--image-root is for --task caption")
+        if data.labels and (task != "style" or data.targets):
+            raise TrainingError(
+                "--labels is for attribute transfer (--task style without --targets): a file per label"
+            )
+        n_labels = 0
+        if task == "caption":
+            image_size = (ckpt.model if ckpt else (model or ModelConfig())).image_size
+            if not image_size:
+                raise TrainingError(
+                    "--task caption needs a model that reads images: set --image-size (e.g. 64)"
+                    + (f"; {init_from} has no image encoder" if init is not None else "")
+                )
+            pairs = load_caption_corpus(
+                data,
+                tokenizer=tokenizer,
+                info=self.info,
+                out=self.out,
+                max_len=max_len,
+                image_size=image_size,
+                # a resumed run keeps its caption length; a new or fine-tuning run takes its captions' longest
+                length=ckpt.task_config["length"] if self.resume_from is not None else None,
+            )
+            self.tokenizer = pairs.tokenizer
+            task_config = {"length": pairs.length}
+        elif task == "style" and data.labels:
+            if self.resume_from is not None and ckpt.task_config.get("labels") != list(data.labels):
+                raise TrainingError(
+                    f"--labels {list(data.labels)} differ from the run's {ckpt.task_config.get('labels')}"
+                )
+            pairs = load_labelled_corpus(
+                data,
+                tokenizer=tokenizer,
+                info=self.info,
+                out=self.out,
+                max_len=max_len,
+                # a resumed run keeps its line length; a new or fine-tuning run takes its lines' longest
+                length=ckpt.task_config["length"] if self.resume_from is not None else None,
+            )
+            self.tokenizer = pairs.tokenizer
+            n_labels = len(pairs.labels)
+            if ckpt is not None and ckpt.model.n_labels != n_labels:
+                raise TrainingError(
+                    f"the model has {ckpt.model.n_labels} labels, and --labels gives {n_labels}"
+                )
+            task_config = {"labels": pairs.labels, "length": pairs.length}
+        elif task == "style":
             pairs = load_parallel_corpus(
                 data,
                 tokenizer=tokenizer,
@@ -156,7 +206,7 @@ class Trainer(CheckpointState):
             self.tokenizer = corpus.tokenizer
         if ckpt is None:
             model_config = dataclasses.replace(
-                model or ModelConfig(), vocab_size=self.tokenizer.vocab_size
+                model or ModelConfig(), vocab_size=self.tokenizer.vocab_size, n_labels=n_labels
             )
             if config.objective == "ar":
                 model_config = dataclasses.replace(model_config, causal=True)
@@ -226,6 +276,21 @@ class Trainer(CheckpointState):
                 if pairs.valid
                 else None
             )
+        elif task == "style" and data.labels:
+            streams = dict(
+                n_labels=n_labels,
+                length=pairs.length,
+                pad_id=self.tokenizer.pad_id,
+                batch_size=config.batch_size,
+                rank=self.info.rank,
+                world_size=self.info.world_size,
+            )
+            self.stream = LabelStream(
+                pairs.train, seed=config.seed, dropout=data.label_dropout, **streams
+            )
+            valid = (
+                LabelStream(pairs.valid, seed=config.seed + 1, **streams) if pairs.valid else None
+            )
         elif task == "style":
             streams = dict(
                 pad_id=self.tokenizer.pad_id,
@@ -240,7 +305,24 @@ class Trainer(CheckpointState):
                 if pairs.valid
                 else None
             )
-        if task in ("denoise", "style"):
+        elif task == "caption":
+            streams = dict(
+                image_size=ckpt.model.image_size,
+                length=pairs.length,
+                pad_id=self.tokenizer.pad_id,
+                batch_size=config.batch_size,
+                rank=self.info.rank,
+                world_size=self.info.world_size,
+            )
+            self.stream = CaptionStream(pairs.images, pairs.train, seed=config.seed, **streams)
+            valid = (
+                CaptionStream(
+                    pairs.images, pairs.valid, seed=config.seed + 1, augment=False, **streams
+                )
+                if pairs.valid
+                else None
+            )
+        if task in ("denoise", "style", "caption"):
             self.valid = [valid.next_batch() for _ in range(config.eval_batches)] if valid else []
             # clean characters of this rank's targets (decode drops the PADs): bits/char for any tokenizer
             self.valid_chars = sum(
@@ -381,7 +463,8 @@ class Trainer(CheckpointState):
                     loss = self.objective(self.model, x0, generator=self.noise, **kwargs)
                 (loss / micro).backward()
             total += loss.detach() / micro
-            self.tokens_seen += x0.numel() + (kwargs["cond"].prefix.numel() if kwargs else 0)
+            prefix = kwargs["cond"].prefix if kwargs else None
+            self.tokens_seen += x0.numel() + (prefix.numel() if prefix is not None else 0)
         if config.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(self.net.parameters(), config.grad_clip)
         self.optimizer.step()

@@ -1,0 +1,48 @@
+"""The image encoder of captioning models: a small vision transformer whose patch features the text denoiser reads
+through cross-attention (`Cond(image=...)`)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from textdiffusion.config import ModelConfig
+from textdiffusion.networks.layers import Block, RMSNorm, rotary_tables
+
+
+class ImageEncoder(nn.Module):
+    """float (B, 3, S, S) RGB in [0, 1] -> features (B, (S / patch)^2, dim).
+
+    Patches are embedded by a strided convolution, placed by a learnt position embedding (and rotary positions of
+    their raster index), and mixed by `image_layers` bidirectional blocks of the text network's width.
+    """
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.image_size, self.patch_size = config.image_size, config.patch_size
+        n_patches = (config.image_size // config.patch_size) ** 2
+        self.patch = nn.Conv2d(3, config.dim, config.patch_size, stride=config.patch_size)
+        self.position = nn.Parameter(torch.zeros(n_patches, config.dim))
+        self.blocks = nn.ModuleList(
+            Block(config.dim, config.n_heads, mlp_ratio=config.mlp_ratio, dropout=config.dropout)
+            for _ in range(config.image_layers)
+        )
+        self.norm = RMSNorm(config.dim)
+        cos, sin = rotary_tables(
+            torch.arange(n_patches), config.dim // config.n_heads, theta=config.rope_theta
+        )
+        self.register_buffer("rope_cos", cos, persistent=False)  # (1, 1, P, head_dim / 2)
+        self.register_buffer("rope_sin", sin, persistent=False)
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        S = self.image_size
+        if image.dim() != 4 or tuple(image.shape[1:]) != (3, S, S):
+            raise ValueError(
+                f"the image encoder reads float (B, 3, {S}, {S}) RGB images, got {tuple(image.shape)}"
+            )
+        x = (image.to(self.patch.weight.dtype) - 0.5) / 0.25  # about zero mean, unit variance
+        h = self.patch(x).flatten(2).transpose(1, 2) + self.position  # (B, P, D)
+        rotary = (self.rope_cos.float(), self.rope_sin.float())
+        for block in self.blocks:
+            h = block(h, rotary)
+        return self.norm(h)
