@@ -54,7 +54,11 @@ class CaptionArgs(BenchArgs):
     """Caption table of the images to describe."""
     image_root: str = str(DATA_DIR / "images")
     steps: tuple[int, ...] = (8, 16, 32)
-    """Refinement steps of the model's saved sampler."""
+    """Refinement steps."""
+    sampler: str | None = None
+    """ancestral, cached or confidence (default: the model's saved sampler)."""
+    temperature: float | None = None
+    """Softmax temperature (default: the model's saved one)."""
     batch_size: int = 16
     examples: int = 5
     """Captions kept in the results (and shown under the table)."""
@@ -113,7 +117,16 @@ def main(args: CaptionArgs) -> dict:
     results = Results(path, benchmark="captioning", args=args, device=device)
     log(f"writing {path}; {len(images)} images, {len(train)} training images")
     pipe = CaptionPipeline.from_pretrained(args.model, device=str(device))
-    results.set("model", {"path": args.model, "parameters": pipe.model.num_parameters()})
+    saved = pipe.config.sample
+    sampler = (
+        f"{args.sampler or saved.sampler} at temperature {args.temperature or saved.temperature:g}"
+    )
+    if (args.sampler or saved.sampler) == "confidence" and saved.threshold:
+        sampler += f", threshold {saved.threshold:g}"
+    results.set(
+        "model",
+        {"path": args.model, "parameters": pipe.model.num_parameters(), "sampler": sampler},
+    )
 
     def constant() -> dict:
         caption = central([c for captions in train.values() for c in captions])
@@ -134,7 +147,14 @@ def main(args: CaptionArgs) -> dict:
 
         def describe(steps=steps) -> dict:
             start = time.perf_counter()
-            out = pipe(images, steps=steps, batch_size=args.batch_size, seed=0)
+            out = pipe(
+                images,
+                steps=steps,
+                sampler=args.sampler,
+                temperature=args.temperature,
+                batch_size=args.batch_size,
+                seed=0,
+            )
             seconds = time.perf_counter() - start
             record = score(
                 f"model, {steps} steps",
@@ -177,7 +197,7 @@ def render(data: dict) -> str:
     )
     return (
         f"Captions of `{Path(data['args']['test']).name}` by model `{model.get('path')}` "
-        f"({model.get('parameters', 0) / 1e6:.1f}M parameters), its saved sampler, seed 0. sacrebleu corpus BLEU and "
+        f"({model.get('parameters', 0) / 1e6:.1f}M parameters), sampler {model.get('sampler')}, seed 0. sacrebleu corpus BLEU and "
         "chrF against the five human captions.\n\n"
         + markdown_table(rows, columns)
         + (f'\n\nThe one caption for every image: "{constant}"' if constant else "")

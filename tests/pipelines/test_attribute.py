@@ -151,6 +151,8 @@ def test_attribute_transfer_rewrites_the_marker_and_keeps_the_content(attribute_
     flipped = [any(a in m.split() for a in ADJECTIVES["positive"]) for m in moved]
     assert np.mean(flipped) >= 0.6, moved
     assert not any(any(a in m.split() for a in ADJECTIVES["negative"]) for m in moved), moved
+    # a line the label does not disfavour is kept whole
+    assert pipe(["the soup was great ."], to="positive").texts == ["the soup was great ."]
     with pytest.raises(InputError, match="pass to= one of them, not 'happy'"):
         pipe(sources, to="happy")
     with pytest.raises(InputError, match="strength must be in"):

@@ -28,11 +28,7 @@ class ImageEncoder(nn.Module):
             for _ in range(config.image_layers)
         )
         self.norm = RMSNorm(config.dim)
-        cos, sin = rotary_tables(
-            torch.arange(n_patches), config.dim // config.n_heads, theta=config.rope_theta
-        )
-        self.register_buffer("rope_cos", cos, persistent=False)  # (1, 1, P, head_dim / 2)
-        self.register_buffer("rope_sin", sin, persistent=False)
+        self.head_dim, self.rope_theta = config.dim // config.n_heads, config.rope_theta
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         S = self.image_size
@@ -42,7 +38,10 @@ class ImageEncoder(nn.Module):
             )
         x = (image.to(self.patch.weight.dtype) - 0.5) / 0.25  # about zero mean, unit variance
         h = self.patch(x).flatten(2).transpose(1, 2) + self.position  # (B, P, D)
-        rotary = (self.rope_cos.float(), self.rope_sin.float())
+        # float32 tables, whatever the weights' dtype (a few hundred patches: cheap to make at each call)
+        rotary = rotary_tables(
+            torch.arange(h.shape[1], device=h.device), self.head_dim, theta=self.rope_theta
+        )
         for block in self.blocks:
             h = block(h, rotary)
         return self.norm(h)

@@ -222,14 +222,15 @@ class StylePipeline(DiffusionPipeline):
         guidance: float,
         batch_size: int = 64,
         seed: int | None = 0,
+        passes: int = 4,
         callback: Callable | None = None,
         progress: Callable[[int, int], None] | None = None,
         **sampling,
     ) -> tuple[list[list[int]], int]:
         """Move each source (token ids, at most `self.fits` of them) to `label`: the tokens of its
         `ceil(strength * words)` most label-disfavoured words (of those over `MARKER_NATS`) and `growth(n)`
-        positions after it are regenerated under the label, the rest kept. Returns the rewrites' ids (PADs dropped)
-        and the network calls."""
+        positions after it are regenerated under the label, the rest kept; a source without such words is kept whole.
+        The markers are read in `passes` calls. Returns the rewrites' ids (PADs dropped) and the network calls."""
         generator = self.generator(seed)
         pad, mask_id = self.tokenizer.pad_id, self.tokenizer.mask_id
         outputs: list[list[int]] = []
@@ -239,17 +240,18 @@ class StylePipeline(DiffusionPipeline):
             B = len(rows)
             x = torch.full((B, self.positions), pad, dtype=torch.long)
             text = torch.zeros(B, self.positions, dtype=torch.bool)
-            grow = torch.zeros_like(text)
             for i, row in enumerate(rows):
                 x[i, : len(row)] = torch.tensor(row, dtype=torch.long)
                 text[i, : len(row)] = True
-                grow[i, len(row) : len(row) + growth(len(row))] = True
             x, text = x.to(self.device), text.to(self.device)
-            scores = self.marker_scores(x, text, label, generator=generator).cpu()
-            calls += 4
-            regenerate = grow.clone()
+            scores = self.marker_scores(x, text, label, passes=passes, generator=generator).cpu()
+            calls += passes
+            regenerate = torch.zeros_like(text, device="cpu")
             for i, row in enumerate(rows):
-                regenerate[i, : len(row)] = self._markers(row, scores[i], strength)
+                markers = self._markers(row, scores[i], strength)
+                if markers.any():  # a line without markers is left as it is
+                    regenerate[i, : len(row)] = markers
+                    regenerate[i, len(row) : len(row) + growth(len(row))] = True
             regenerate = regenerate.to(self.device)
             out = self.sample(
                 (B, self.positions),

@@ -243,7 +243,10 @@ def load_parallel_corpus(
     tail of the pairs for validation. The target length rule is fitted on the training pairs unless given; pairs
     that do not fit it, or the model's context, are left out (and counted in the log)."""
     if not data.targets:
-        raise DataError("--task style needs --targets: files aligned line by line with --data")
+        raise DataError(
+            "--task style needs --targets: files aligned line by line with --data (or --labels, a label per "
+            "--data file, for attribute transfer)"
+        )
     if not data.data:
         raise DataError("--task style needs --data: the source files (one text per line)")
     if data.hf_dataset:
