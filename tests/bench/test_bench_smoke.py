@@ -14,6 +14,7 @@ import torch
 BENCH = Path(__file__).resolve().parents[2] / "bench"
 sys.path.insert(0, str(BENCH))
 
+import attribute_style  # noqa: E402
 import captioning  # noqa: E402
 import common  # noqa: E402
 import mfu_variants  # noqa: E402
@@ -359,3 +360,67 @@ def test_captioning_scores_the_baselines_and_a_model(tmp_path):
     assert described["images_per_s"] > 0
     table = captioning.render(json.loads(out.read_text()))
     assert "| one caption for every image |" in table and "| model, 2 steps |" in table
+
+
+def test_attribute_style_scores_the_copy_baseline_and_a_model(tmp_path):
+    pytest.importorskip("sacrebleu")
+    from textdiffusion.config import DataConfig, ModelConfig, TrainConfig
+    from textdiffusion.training import train
+
+    # a Yelp-shaped folder: .0 negative, .1 positive; reference{k}.visible.y rewrite the test sentences of y
+    lines = {
+        0: ["the soup was cold .", "the staff was rude ."],
+        1: ["the soup was great .", "the staff was nice ."],
+    }
+    (tmp_path / "trainpool").mkdir()
+    (tmp_path / "test").mkdir()
+    for y in (0, 1):
+        text = "\n".join(lines[y] * 3) + "\n"
+        for name in (
+            f"trainpool/sentiment.trainpool.{y}",
+            f"sentiment.dev.{y}",
+            f"test/sentiment.test.visible.{y}",
+        ):
+            (tmp_path / name).write_text(text)
+        for k in range(4):
+            (tmp_path / f"test/reference{k}.visible.{y}").write_text(
+                "\n".join(lines[1 - y] * 3) + "\n"
+            )
+    model = tmp_path / "model"
+    pool = tmp_path / "trainpool"
+    train(
+        DataConfig(
+            data=(str(pool / "sentiment.trainpool.0"), str(pool / "sentiment.trainpool.1")),
+            labels=("negative", "positive"),
+            valid_fraction=0.0,
+        ),
+        TrainConfig(steps=2, batch_size=4, eval_every=0, device="cpu"),
+        out=model,
+        task="style",
+        model=ModelConfig(n_layers=1, n_heads=2, dim=32, max_len=64),
+        progress=False,
+    )
+    out = tmp_path / "attribute.json"
+    args = attribute_style.AttributeArgs(
+        model=str(model),
+        data_dir=str(tmp_path),
+        limit=4,
+        guidance=(2.0,),
+        examples=2,
+        device="cpu",
+        threads=1,
+        json=str(out),
+        readme=False,
+    )
+    data = attribute_style.main(args)
+    assert data["classifier"]["dev_accuracy"] == 1.0  # the dev sentences are the training pool's
+    copy, moved = data["rows"]
+    assert (
+        copy["case"] == "copy the source"
+        and copy["accuracy"] == 0.0
+        and copy["self_bleu"] == pytest.approx(100.0)
+    )
+    assert moved["guidance"] == 2.0 and "error" not in moved and len(moved["examples"]) == 2
+    assert 0.0 <= moved["accuracy"] <= 100.0 and moved["sentences_per_s"] > 0
+    table = attribute_style.render(json.loads(out.read_text()))
+    assert "| copy the source |" in table and "| model, guidance 2 |" in table

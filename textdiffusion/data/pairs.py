@@ -34,6 +34,11 @@ def target_length(n_source: int) -> int:
     return n_source + n_source // 8 + 4
 
 
+def growth(n_tokens: int) -> int:
+    """Positions after a line of `n_tokens` that an attribute rewrite may fill (it may also leave them PAD)."""
+    return n_tokens // 4 + 2
+
+
 @dataclasses.dataclass(frozen=True)
 class LengthRule:
     """Target positions for a source of n tokens: ceil(ratio * n) + slack (the rest is learnt PAD). Restyled text

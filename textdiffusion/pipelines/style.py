@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-from textdiffusion.data.pairs import LengthRule, chunk_text
+from textdiffusion.data.pairs import LengthRule, chunk_text, growth
 from textdiffusion.networks import Cond
 from textdiffusion.pipelines.base import DiffusionPipeline, InputError, tokenizer_coverage
 
@@ -40,11 +40,6 @@ class StyleOutput:
 MARKER_NATS = 0.5
 """A word is an attribute marker if the target label makes one of its tokens at least this much less likely (in nats,
 log p(x_i | no label) - log p(x_i | label)): about 1.6 times. Content words score near 0 either way."""
-
-
-def growth(n_tokens: int) -> int:
-    """Positions after a line of `n_tokens` that an attribute rewrite may fill (it may also leave them PAD)."""
-    return n_tokens // 4 + 2
 
 
 class StylePipeline(DiffusionPipeline):

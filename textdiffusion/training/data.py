@@ -25,6 +25,7 @@ from textdiffusion.data.corruption import CorruptionConfig, Corruptor
 from textdiffusion.data.pairs import (
     CorruptionPairStream,
     LengthRule,
+    growth,
     read_word_counts,
     sentences_from_text,
 )
@@ -161,8 +162,6 @@ def load_labelled_corpus(
     """The lines of each --data file with that file's label (--labels); --valid files (one per label), or the last
     --valid-fraction of each file's lines, for validation. Lines longer than `length` (default: the longest training
     line and the room a rewrite may grow by, at most max_len tokens) are left out and counted in the log."""
-    from textdiffusion.pipelines.style import growth
-
     if len(data.data) != len(data.labels):
         raise DataError(
             f"--labels names the attribute of each --data file: {len(data.labels)} labels for "
