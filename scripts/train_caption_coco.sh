@@ -11,7 +11,8 @@ D=${DATA:-../shared/data}/coco_tiny
 PYTHON=${PYTHON:-python}
 "$PYTHON" -m textdiffusion train --task caption --out "$OUT" \
   --data "$D/captions_train2017.tsv" --valid "$D/captions_val2017.visible.tsv" --image-root "$D/images" \
+  --tokenizer bpe --bpe-vocab-size 1000 --max-len 64 \
   --image-size 64 --patch-size 8 --image-layers 2 --n-layers 4 --dim 256 --n-heads 4 --dropout 0.1 \
   --steps 1000000 --batch-size "${BATCH:-32}" --lr 1e-3 --warmup-steps 100 \
   --eval-every 250 --eval-batches 6 --save-every 250 --log-every 50 \
-  --max-minutes "${MINUTES:-20}" --device "${DEVICE:-auto}" --seed 0 --quiet "$@"
+  --max-minutes "${MINUTES:-25}" --device "${DEVICE:-auto}" --seed 0 --quiet "$@"

@@ -94,3 +94,49 @@ def test_typo_fixer_with_the_english_lexicon_ranks_candidates_better_than_their_
         ["i think i dont know any thing, i.e. nothing."], lexicon=lexicon
     )
     assert fixed == ["I think I don't know anything, i.e. nothing."]
+
+
+def test_yelp_sentiment_is_shipped_and_moves_reviews_to_the_other_sentiment(monkeypatch):
+    from textdiffusion.pipelines import StylePipeline
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert "yelp-sentiment" in shipped_models()
+    pipe = StylePipeline.from_pretrained("yelp-sentiment")
+    assert pipe.labels == ["negative", "positive"]
+    positive = {
+        "great",
+        "good",
+        "friendly",
+        "amazing",
+        "love",
+        "delicious",
+        "best",
+        "nice",
+        "definitely",
+    }
+    negative = {
+        "rude",
+        "terrible",
+        "never",
+        "worst",
+        "dirty",
+        "bad",
+        "horrible",
+        "not",
+        "no",
+        "cold",
+    }
+    sources = [
+        "the food was cold and the staff was rude .",
+        "the service was terrible .",
+        "i will never come back here .",
+        "the room was dirty .",
+    ]
+    # golden behaviour with slack: the shipped model turns all four (seed 0); the copy baseline none
+    moved = pipe(sources, to="positive", seed=0).texts
+    turned = [bool(positive & set(m.split())) and not negative & set(m.split()) for m in moved]
+    assert sum(turned) >= 3, moved
+    kept = [s.split()[1] in m.split() for s, m in zip(sources, moved)]  # food, service, will, room
+    assert sum(kept) >= 3, moved
+    back = pipe(["the staff was very friendly .", "i love this place ."], to="negative").texts
+    assert any(negative & set(m.split()) for m in back) and back[0].startswith("the staff"), back
