@@ -26,6 +26,7 @@ from common import (
     RESULTS_DIR,
     BenchArgs,
     Results,
+    block_name,
     log,
     markdown_table,
     parse_args,
@@ -232,8 +233,7 @@ def render(data: dict) -> str:
 
 
 def readme_name(data: dict) -> str:
-    device = "cuda" if data["machine"]["device"].startswith("cuda") else "cpu"
-    return f"attribute-style-{device}{'-quick' if data['args'].get('quick') else ''}"
+    return block_name("attribute-style", data)
 
 
 if __name__ == "__main__":

@@ -34,7 +34,16 @@ from pathlib import Path
 from queue import Empty
 from typing import Any, Literal
 
-from common import RESULTS_DIR, BenchArgs, Results, log, markdown_table, provenance, update_readme
+from common import (
+    RESULTS_DIR,
+    BenchArgs,
+    Results,
+    block_name,
+    log,
+    markdown_table,
+    provenance,
+    update_readme,
+)
 
 CPU_CASES = ("numpy", "torch", "prefetch", "rng")
 CUDA_CASES = ("numpy", "torch", "rng")
@@ -323,8 +332,7 @@ def bound_note(rows: list[dict[str, Any]], *, cuda: bool) -> str:
 
 
 def readme_name(data: dict[str, Any]) -> str:
-    device = "cuda" if data["machine"]["device"].startswith("cuda") else "cpu"
-    return f"particles-{device}{'-quick' if data['args'].get('quick') else ''}"
+    return block_name("particles", data)
 
 
 if __name__ == "__main__":

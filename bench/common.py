@@ -249,6 +249,12 @@ def describe(info: dict[str, Any]) -> str:
 
 
 # -- results ------------------------------------------------------------------------------------------------------
+def block_name(prefix: str, data: dict[str, Any], suffix: str = "") -> str:
+    """The README block of a results file: PREFIX-DEVICE[-quick]SUFFIX."""
+    device = "cuda" if data["machine"]["device"].startswith("cuda") else "cpu"
+    return f"{prefix}-{device}{'-quick' if data['args'].get('quick') else ''}{suffix}"
+
+
 def log(message: str) -> None:
     """Progress on stderr, flushed at once (runs are often read from a log while they go)."""
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)

@@ -31,6 +31,7 @@ from common import (
     RESULTS_DIR,
     BenchArgs,
     Results,
+    block_name,
     log,
     markdown_table,
     model_config,
@@ -300,8 +301,7 @@ def main(args: LikelihoodArgs) -> dict:
 
 
 def readme_name(data: dict) -> str:
-    device = "cuda" if data["machine"]["device"].startswith("cuda") else "cpu"
-    return f"likelihood-{device}{'-quick' if data['args'].get('quick') else ''}"
+    return block_name("likelihood", data)
 
 
 def render(data: dict) -> str:

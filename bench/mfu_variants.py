@@ -41,6 +41,7 @@ from common import (
     SIZES,
     BenchArgs,
     Results,
+    block_name,
     log,
     markdown_table,
     parse_args,
@@ -273,8 +274,7 @@ def render(data: dict) -> str:
 
 
 def readme_name(data: dict) -> str:
-    device = "cuda" if data["machine"]["device"].startswith("cuda") else "cpu"
-    return f"mfu-variants-{device}{'-quick' if data['args'].get('quick') else ''}"
+    return block_name("mfu-variants", data)
 
 
 def main(args: VariantArgs) -> dict:

@@ -36,6 +36,7 @@ from common import (
     Results,
     attention_backend,
     autocast,
+    block_name,
     inference_dtype,
     log,
     markdown_table,
@@ -579,9 +580,8 @@ def _report(record: dict) -> None:
 
 def readme_name(data: dict) -> str:
     """profile-DEVICE[-quick][-train]: a run without vocabularies (`--vocab-sizes` empty) profiles training only."""
-    device = "cuda" if data["machine"]["device"].startswith("cuda") else "cpu"
     train_only = "-train" if not data["args"].get("vocab_sizes", True) else ""
-    return f"profile-{device}{'-quick' if data['args'].get('quick') else ''}{train_only}"
+    return block_name("profile", data, train_only)
 
 
 def render(data: dict) -> str:

@@ -34,6 +34,7 @@ from common import (
     BenchArgs,
     CallCounter,
     Results,
+    block_name,
     inference_dtype,
     log,
     markdown_table,
@@ -498,8 +499,7 @@ def plot(data: dict, path: Path) -> None:
 
 
 def readme_name(data: dict) -> str:
-    device = "cuda" if data["machine"]["device"].startswith("cuda") else "cpu"
-    return f"quality-{device}{'-quick' if data['args'].get('quick') else ''}"
+    return block_name("quality", data)
 
 
 def render(data: dict) -> str:

@@ -23,6 +23,7 @@ from common import (
     RESULTS_DIR,
     BenchArgs,
     Results,
+    block_name,
     log,
     markdown_table,
     parse_args,
@@ -151,8 +152,7 @@ def render(data: dict) -> str:
 
 
 def readme_name(data: dict) -> str:
-    device = "cuda" if data["machine"]["device"].startswith("cuda") else "cpu"
-    return f"style-transfer-{device}{'-quick' if data['args'].get('quick') else ''}"
+    return block_name("style-transfer", data)
 
 
 if __name__ == "__main__":

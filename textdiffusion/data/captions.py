@@ -97,8 +97,11 @@ def load_image(image: Any, size: int) -> np.ndarray:
 
     side = size + margin(size)
     try:
-        picture = Image.open(image) if isinstance(image, (str, Path)) else image
-        picture = picture.convert("RGB")
+        if isinstance(image, (str, Path)):
+            with Image.open(image) as opened:
+                picture = opened.convert("RGB")  # reads the whole file, so it can be closed
+        else:
+            picture = image.convert("RGB")
     except (UnidentifiedImageError, OSError) as exc:
         raise DataError(f"cannot read the image {image}: {exc}") from None
     except AttributeError:

@@ -351,7 +351,33 @@ class CorruptionPairStream:
 
 
 # -- fixed pairs (style transfer) ---------------------------------------------------------------------------------
-class ParallelPairStream:
+class EpochStream:
+    """What the streams of fixed items share: the position (epoch, batch) of a stream whose order each epoch is
+    drawn from (seed, epoch), saved and restored exactly (`_start_epoch` rebuilds that epoch's order)."""
+
+    epoch: int
+    position: int
+    seed: int
+
+    def _start_epoch(self, epoch: int) -> None:
+        raise NotImplementedError
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"epoch": self.epoch, "position": self.position, "seed": self.seed}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.epoch, self.position, self.seed = (
+            int(state["epoch"]),
+            int(state["position"]),
+            int(state["seed"]),
+        )
+        self._start_epoch(self.epoch)
+
+    def close(self) -> None:
+        pass
+
+
+class ParallelPairStream(EpochStream):
     """Batches of fixed (source, target) token pairs, reproducible and resumable.
 
     Each epoch visits every pair once in an order drawn from (seed, epoch); pools of `pool` batches are sorted by
@@ -380,7 +406,7 @@ class ParallelPairStream:
         self.batch_size, self.seed, self.pool = batch_size, seed, pool
         self.rank, self.world_size = rank, world_size
         self.epoch, self.position = 0, 0
-        self._batches = self._epoch_batches(0)
+        self._start_epoch(0)
 
     def _epoch_batches(self, epoch: int) -> list[np.ndarray]:
         rng = np.random.default_rng([self.seed, epoch])
@@ -402,7 +428,7 @@ class ParallelPairStream:
     def next_batch(self) -> dict[str, np.ndarray]:
         if self.position >= len(self._batches):
             self.epoch, self.position = self.epoch + 1, 0
-            self._batches = self._epoch_batches(self.epoch)
+            self._start_epoch(self.epoch)
         index = self._batches[self.position]
         self.position += 1
         per_rank = self.batch_size // self.world_size
@@ -414,23 +440,12 @@ class ParallelPairStream:
             length=self.length,
         )
 
-    def state_dict(self) -> dict[str, Any]:
-        return {"epoch": self.epoch, "position": self.position, "seed": self.seed}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.epoch, self.position, self.seed = (
-            int(state["epoch"]),
-            int(state["position"]),
-            int(state["seed"]),
-        )
-        self._batches = self._epoch_batches(self.epoch)
-
-    def close(self) -> None:
-        pass
+    def _start_epoch(self, epoch: int) -> None:
+        self._batches = self._epoch_batches(epoch)
 
 
 # -- fixed-length targets with per-item conditioning (captions, labelled lines) -------------------------------------
-class TargetStream:
+class TargetStream(EpochStream):
     """Batches of items (key, target ids), reproducible and resumable; the key says what conditions the target.
 
     Each epoch visits every item once in an order drawn from (seed, epoch). Batches are dicts: target int64
@@ -458,7 +473,7 @@ class TargetStream:
         self.batch_size, self.seed = batch_size, seed
         self.rank, self.world_size = rank, world_size
         self.epoch, self.position = 0, 0
-        self._order = self._epoch_order(0)
+        self._start_epoch(0)
 
     def conditioning(self, keys: list[Any], rng: np.random.Generator) -> dict[str, np.ndarray]:
         raise NotImplementedError
@@ -472,7 +487,7 @@ class TargetStream:
     def next_batch(self) -> dict[str, np.ndarray]:
         if self.position * self.batch_size >= len(self._order):
             self.epoch, self.position = self.epoch + 1, 0
-            self._order = self._epoch_order(self.epoch)
+            self._start_epoch(self.epoch)
         start = self.position * self.batch_size
         rng = np.random.default_rng([self.seed, self.epoch, self.position, 1])
         self.position += 1
@@ -491,19 +506,8 @@ class TargetStream:
             **{k: v[mine] for k, v in extras.items()},
         }
 
-    def state_dict(self) -> dict[str, Any]:
-        return {"epoch": self.epoch, "position": self.position, "seed": self.seed}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.epoch, self.position, self.seed = (
-            int(state["epoch"]),
-            int(state["position"]),
-            int(state["seed"]),
-        )
-        self._order = self._epoch_order(self.epoch)
-
-    def close(self) -> None:
-        pass
+    def _start_epoch(self, epoch: int) -> None:
+        self._order = self._epoch_order(epoch)
 
 
 class LabelStream(TargetStream):

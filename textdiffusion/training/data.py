@@ -109,6 +109,7 @@ def load_caption_corpus(
     )
     paths = list(dict.fromkeys(path for path, _ in pairs + valid_pairs))
     index = {path: i for i, path in enumerate(paths)}
+    logger.info("reading %d images at %d pixels", len(paths), image_size)
     images = np.stack([load_image(path, image_size) for path in paths])
 
     def encode(items: list[tuple[Path, str]]) -> list[tuple[int, list[int]]]:
