@@ -26,7 +26,8 @@ class StyleArgs(SamplingArgs):
     to: str | None = None
     """Attribute models (trained with --labels): the label to move the text to."""
     strength: float = 0.3
-    """Attribute models: the largest share of a line's tokens regenerated (those the label disfavours most)."""
+    """Attribute models: the largest share of a line's words regenerated (those the label disfavours most, by over
+    0.5 nats)."""
     guidance: float = 2.0
     """Attribute models: classifier-free guidance scale (1: none; higher: the label weighs more)."""
 

@@ -88,7 +88,8 @@ class StylePipeline(DiffusionPipeline):
     ) -> StyleOutput:
         """Rewrite each text, line by line. `sampling`: steps, sampler, temperature, threshold (None: the model's
         saved defaults). Attribute models: `to` is the label to move the text to; `strength` the largest share of a
-        line's tokens regenerated; `guidance` the classifier-free guidance scale (1: none)."""
+        line's words regenerated (markers only: see `MARKER_NATS`); `guidance` the classifier-free guidance scale
+        (1: none)."""
         if self.labels:
             if to not in self.labels:
                 raise InputError(
