@@ -46,7 +46,33 @@ def chunk_stream(tokens: np.ndarray, seq_len: int) -> np.ndarray:
     return tokens[: n * seq_len].reshape(n, seq_len)  # (n, seq_len)
 
 
-class BatchStream:
+class EpochStream:
+    """What the training streams share: the position (epoch, position) of a stream whose order each epoch is drawn
+    from (seed, epoch), saved and restored exactly (`_start_epoch` rebuilds that epoch's order)."""
+
+    epoch: int
+    position: int
+    seed: int
+
+    def _start_epoch(self, epoch: int) -> None:
+        raise NotImplementedError
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"epoch": self.epoch, "position": self.position, "seed": self.seed}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.epoch, self.position, self.seed = (
+            int(state["epoch"]),
+            int(state["position"]),
+            int(state["seed"]),
+        )
+        self._start_epoch(self.epoch)
+
+    def close(self) -> None:
+        pass
+
+
+class BatchStream(EpochStream):
     """Random fixed-length windows of a token stream, epoch by epoch, reproducible and resumable.
 
     Each epoch starts the window grid at a random offset (so windows straddle different boundaries every epoch) and
@@ -84,8 +110,8 @@ class BatchStream:
         self._order: np.ndarray | None = None
         self._offset = 0
 
-    def _plan_epoch(self) -> None:
-        rng = np.random.default_rng([self.seed, self.epoch])
+    def _start_epoch(self, epoch: int) -> None:
+        rng = np.random.default_rng([self.seed, epoch])
         self._offset = int(rng.integers(0, self.seq_len))
         n_windows = (len(self.tokens) - self._offset) // self.seq_len
         self._order = rng.permutation(n_windows)
@@ -93,11 +119,11 @@ class BatchStream:
     def next_batch(self) -> np.ndarray:
         """This rank's slice of the next global batch: int64 (batch_size // world_size, seq_len)."""
         if self._order is None:
-            self._plan_epoch()
+            self._start_epoch(self.epoch)
         assert self._order is not None
         if self.position + self.batch_size > len(self._order):
             self.epoch, self.position = self.epoch + 1, 0
-            self._plan_epoch()
+            self._start_epoch(self.epoch)
             assert self._order is not None
         windows = self._order[self.position : self.position + self.batch_size][
             self.rank :: self.world_size
@@ -106,14 +132,3 @@ class BatchStream:
         starts = self._offset + windows * self.seq_len
         index = starts[:, None] + np.arange(self.seq_len)[None, :]  # (b, seq_len)
         return self.tokens[index].astype(np.int64)
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"epoch": self.epoch, "position": self.position, "seed": self.seed}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.epoch, self.position, self.seed = (
-            int(state["epoch"]),
-            int(state["position"]),
-            int(state["seed"]),
-        )
-        self._plan_epoch()

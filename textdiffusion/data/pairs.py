@@ -21,6 +21,7 @@ import numpy as np
 
 from textdiffusion.data.corpus import DataError
 from textdiffusion.data.corruption import WORD_RE, Corruptor
+from textdiffusion.data.packing import EpochStream
 
 WORD_SAMPLING_POWER = 0.5
 """Single-word pairs draw their word with probability proportional to count**WORD_SAMPLING_POWER: rare words are
@@ -351,32 +352,6 @@ class CorruptionPairStream:
 
 
 # -- fixed pairs (style transfer) ---------------------------------------------------------------------------------
-class EpochStream:
-    """What the streams of fixed items share: the position (epoch, batch) of a stream whose order each epoch is
-    drawn from (seed, epoch), saved and restored exactly (`_start_epoch` rebuilds that epoch's order)."""
-
-    epoch: int
-    position: int
-    seed: int
-
-    def _start_epoch(self, epoch: int) -> None:
-        raise NotImplementedError
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"epoch": self.epoch, "position": self.position, "seed": self.seed}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.epoch, self.position, self.seed = (
-            int(state["epoch"]),
-            int(state["position"]),
-            int(state["seed"]),
-        )
-        self._start_epoch(self.epoch)
-
-    def close(self) -> None:
-        pass
-
-
 class ParallelPairStream(EpochStream):
     """Batches of fixed (source, target) token pairs, reproducible and resumable.
 

@@ -259,14 +259,15 @@ class Trainer(CheckpointState):
             self.model = torch.compile(self.model)
         self.optimizer = build_optimizer(self.net, config)
         self.ema = EMA(self.net, decay=config.ema_decay) if config.ema_decay > 0 else None
+        placement = dict(
+            batch_size=config.batch_size, rank=self.info.rank, world_size=self.info.world_size
+        )
         if task == "denoise":
             streams = dict(
                 tokenizer=self.tokenizer,
-                batch_size=config.batch_size,
-                rank=self.info.rank,
-                world_size=self.info.world_size,
                 max_tokens=ckpt.model.max_len,
                 word_counts=pairs.word_counts,
+                **placement,
             )
             self.stream = pair_stream(
                 pairs.train, denoise, seed=config.seed, workers=denoise.workers, **streams
@@ -276,52 +277,29 @@ class Trainer(CheckpointState):
                 if pairs.valid
                 else None
             )
-        elif task == "style" and data.labels:
-            streams = dict(
-                n_labels=n_labels,
-                length=pairs.length,
-                pad_id=self.tokenizer.pad_id,
-                batch_size=config.batch_size,
-                rank=self.info.rank,
-                world_size=self.info.world_size,
-            )
-            self.stream = LabelStream(
-                pairs.train, seed=config.seed, dropout=data.label_dropout, **streams
-            )
-            valid = (
-                LabelStream(pairs.valid, seed=config.seed + 1, **streams) if pairs.valid else None
-            )
-        elif task == "style":
-            streams = dict(
-                pad_id=self.tokenizer.pad_id,
-                length=pairs.length,
-                batch_size=config.batch_size,
-                rank=self.info.rank,
-                world_size=self.info.world_size,
-            )
-            self.stream = ParallelPairStream(pairs.train, seed=config.seed, **streams)
-            valid = (
-                ParallelPairStream(pairs.valid, seed=config.seed + 1, **streams)
-                if pairs.valid
-                else None
-            )
-        elif task == "caption":
-            streams = dict(
-                image_size=ckpt.model.image_size,
-                length=pairs.length,
-                pad_id=self.tokenizer.pad_id,
-                batch_size=config.batch_size,
-                rank=self.info.rank,
-                world_size=self.info.world_size,
-            )
-            self.stream = CaptionStream(pairs.images, pairs.train, seed=config.seed, **streams)
-            valid = (
-                CaptionStream(
-                    pairs.images, pairs.valid, seed=config.seed + 1, augment=False, **streams
-                )
-                if pairs.valid
-                else None
-            )
+        elif task in ("style", "caption"):
+            fixed = dict(pad_id=self.tokenizer.pad_id, length=pairs.length, **placement)
+
+            def fixed_stream(items, seed: int, train: bool):
+                """Training batches (label dropout, random crops) or validation ones of fixed items."""
+                if task == "caption":
+                    return CaptionStream(
+                        pairs.images,
+                        items,
+                        image_size=ckpt.model.image_size,
+                        augment=train,
+                        seed=seed,
+                        **fixed,
+                    )
+                if data.labels:
+                    dropout = data.label_dropout if train else 0.0
+                    return LabelStream(
+                        items, n_labels=n_labels, dropout=dropout, seed=seed, **fixed
+                    )
+                return ParallelPairStream(items, seed=seed, **fixed)
+
+            self.stream = fixed_stream(pairs.train, config.seed, True)
+            valid = fixed_stream(pairs.valid, config.seed + 1, False) if pairs.valid else None
         if task in ("denoise", "style", "caption"):
             self.valid = [valid.next_batch() for _ in range(config.eval_batches)] if valid else []
             # clean characters of this rank's targets (decode drops the PADs): bits/char for any tokenizer
@@ -332,12 +310,7 @@ class Trainer(CheckpointState):
             )
         else:
             self.stream = BatchStream(
-                corpus.train,
-                seq_len=self.seq_len,
-                batch_size=config.batch_size,
-                seed=config.seed,
-                rank=self.info.rank,
-                world_size=self.info.world_size,
+                corpus.train, seq_len=self.seq_len, seed=config.seed, **placement
             )
             self.valid = chunk_stream(corpus.valid, self.seq_len)[
                 : config.eval_batches * config.batch_size
