@@ -13,6 +13,9 @@ one candidate from outside the package, so that none lands before it is measured
   numbers, but the backward assembles their gradients with a `cat`, not with scatters into a zero-filled buffer
   followed by adds (the q/k/v gradient assembly and the rotary backward are two kernels, 2.2 ms per 32k tokens).
 - `loss-compiled`: the ELBO (float32 log-softmax, gather, weight) compiled too, not only the network.
+- `pinned-batches`: each batch copied to the GPU from pinned host memory. From pageable memory (numpy's) the copy
+  waits for the stream, so the card idles while the host launches the next step (the profile's 3 ms idle per step).
+- `A+B+...`: the named variants together (e.g. the winners of an earlier call).
 - `winners`: every variant run before it in the same call that was at least 1% faster than the baseline without
   raising `loss after` by more than 0.02, all together.
 - `coordinate-descent`: Inductor's coordinate-descent tuning of its generated kernels (slow to compile: run last).
@@ -55,6 +58,8 @@ from common import (
 from speed import time_training
 
 from textdiffusion.networks.layers import apply_rotary
+from textdiffusion.training import data as data_module
+from textdiffusion.training import trainer as trainer_module
 
 
 def compile_loss(trainer) -> None:
@@ -100,6 +105,21 @@ def qkv_split(trainer) -> None:
         block.attn.forward = types.MethodType(split_attention_forward, block.attn)
 
 
+def pinned_micro_batches(batch, micro: int, device: torch.device):
+    """`micro_batches` with token windows pinned before their non-blocking copy (a copy from pinned memory is
+    queued behind the running step instead of waiting for it)."""
+    if isinstance(batch, dict) or device.type != "cuda":
+        return data_module.micro_batches(batch, micro, device)
+    return [
+        (x0.pin_memory().to(device, non_blocking=True), {})
+        for x0 in torch.from_numpy(batch).chunk(micro)
+    ]
+
+
+def pinned_batches(trainer) -> None:
+    trainer_module.micro_batches = pinned_micro_batches  # run_variant puts the package's back
+
+
 def cuda_graphs(trainer) -> None:
     trainer.model = torch.compile(trainer.model, mode="reduce-overhead")
     step = trainer.train_step
@@ -134,7 +154,7 @@ def combine(variants: list[Variant]) -> Variant:
     )
 
 
-CHANGE_ORDER = (qkv_split, compile_loss, bf16_residual, cuda_graphs)
+CHANGE_ORDER = (pinned_batches, qkv_split, compile_loss, bf16_residual, cuda_graphs)
 VARIANTS = {
     "baseline": Variant(),
     "heads-128": Variant(model={"head_dim": 128}),
@@ -142,6 +162,7 @@ VARIANTS = {
     "bf16-residual": Variant(changes=(bf16_residual,)),
     "qkv-split": Variant(changes=(qkv_split,)),
     "loss-compiled": Variant(changes=(compile_loss,)),
+    "pinned-batches": Variant(changes=(pinned_batches,)),
     "winners": None,  # made in the run from the variants before it (see `winners`)
     "coordinate-descent": Variant(options={"coordinate_descent_tuning": True}),
 }
@@ -218,20 +239,23 @@ def run_variant(
             change(trainer)
 
     with inductor_config.patch(variant.options):
-        return time_training(
-            args.size,
-            args.length,
-            args.batch,
-            compile=variant.compiled and not args.eager,
-            device=device,
-            steps=args.train_steps,
-            data_dir=args.data_dir,
-            peak=peak,
-            seed=args.seed,
-            prepare=prepare,
-            train_more=args.train_more,
-            model_overrides=model,
-        )
+        try:
+            return time_training(
+                args.size,
+                args.length,
+                args.batch,
+                compile=variant.compiled and not args.eager,
+                device=device,
+                steps=args.train_steps,
+                data_dir=args.data_dir,
+                peak=peak,
+                seed=args.seed,
+                prepare=prepare,
+                train_more=args.train_more,
+                model_overrides=model,
+            )
+        finally:
+            trainer_module.micro_batches = data_module.micro_batches
 
 
 def render(data: dict) -> str:
@@ -273,16 +297,17 @@ def render(data: dict) -> str:
     )
 
 
-def readme_name(data: dict) -> str:
-    return block_name("mfu-variants", data)
+def readme_name(data: dict, path: str | None = None) -> str:
+    """The README block: the results file's name when rendering one (one block per call), else by device."""
+    return Path(path).stem if path else block_name("mfu-variants", data)
 
 
 def main(args: VariantArgs) -> dict:
     if args.render:
         data = json.loads(Path(args.render).read_text())
-        update_readme(readme_name(data), render(data), title="MFU variants")
+        update_readme(readme_name(data, args.render), render(data), title="MFU variants")
         return data
-    unknown = sorted(set(args.variants) - set(VARIANTS))
+    unknown = sorted({part for name in args.variants for part in name.split("+")} - set(VARIANTS))
     if unknown:
         raise SystemExit(f"--variants: unknown {unknown}; choose from {', '.join(VARIANTS)}")
     device = resolve_device(args.device)
@@ -296,7 +321,12 @@ def main(args: VariantArgs) -> dict:
     peak = record_matmul_rate(device, results)
     for name in args.variants:
         fields = {}
-        variant = VARIANTS[name]
+        if "+" in name:
+            fields["of"] = name.split("+")
+            variant = combine([VARIANTS[n] for n in fields["of"]])
+            name = "combined"
+        else:
+            variant = VARIANTS[name]
         if variant is None:  # winners
             fields["of"] = winners(results.data.get("variants", []))
             log(f"winners: {', '.join(fields['of']) or 'none (nothing to run)'}")

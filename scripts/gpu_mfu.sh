@@ -18,7 +18,7 @@ if [ "${QUICK:-0}" = 1 ]; then
   VARIANTS=${VARIANTS:-"baseline heads-128 bf16-residual qkv-split winners"}; PROFILE="--train-batch 4"
 else
   DEVICE=cuda; SIZE="--size base --length 1024"; BATCH=${BATCH:-64}; MORE=""; PROFILE="--train-batch 32 --train-compile"
-  VARIANTS=${VARIANTS:-"baseline heads-128 cudagraphs bf16-residual qkv-split loss-compiled winners coordinate-descent"}
+  VARIANTS=${VARIANTS:-"baseline heads-128 bf16-residual qkv-split winners loss-compiled cudagraphs winners coordinate-descent"}
 fi
 { nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader; $PY -c "import torch; print(torch.__version__)"; } \
   > "$W/results/device.txt" 2>&1
