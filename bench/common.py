@@ -38,6 +38,9 @@ SIZES: dict[str, dict[str, int]] = {
     "small": dict(n_layers=6, n_heads=6, dim=384),  # ~10M, the shipped character models
     "medium": dict(n_layers=8, n_heads=8, dim=512),  # ~25M, the default judge
     "base": dict(n_layers=12, n_heads=12, dim=768),  # ~85M, GPT-2 small's shape
+    "base-h128": dict(
+        n_layers=12, n_heads=6, dim=768
+    ),  # the same in heads of 128: 1.04x faster on an H200
 }
 
 

@@ -1,31 +1,30 @@
-"""MFU variants: candidate changes to the compiled training step, timed against the unchanged step in one process.
+"""MFU variants: candidate changes to the compiled training step, timed against the package's step in one process.
 
-The profile of the ~85M-parameter, 1024-token step on an H200 (bench/README.md, "Fast path: before/after") leaves
-18.6 ms per 32k tokens outside the matmuls and attention, mostly memory-bound element-wise work. Each variant applies
-one candidate from outside the package, so that none lands before it is measured:
+Each variant applies one change from outside the package, so that none lands before it is measured on a GPU
+(bench/README.md, "MFU variants", has the results; the package took the winners after commit dcc456f):
 
 - `heads-128`: 6 heads of 128 dimensions instead of 12 of 64 (the same parameters and model FLOPs; flash attention
-  runs closer to the matmul rate at head size 128). A change of the model, not of the step: reported beside it.
-- `cudagraphs`: the network compiled with `mode="reduce-overhead"` (CUDA graphs: no launch gaps between kernels).
-- `bf16-residual`: the residual stream in bf16 under autocast (it is float32 now, as the embedding's output), which
-  halves the bytes of the norms and residual adds; a change of numerics, hence `loss after` below.
-- `qkv-split`: q, k and v sliced from the projection with `split` rather than unbound from a permuted view; the same
-  numbers, but the backward assembles their gradients with a `cat`, not with scatters into a zero-filled buffer
-  followed by adds (the q/k/v gradient assembly and the rotary backward are two kernels, 2.2 ms per 32k tokens).
-- `loss-compiled`: the ELBO (float32 log-softmax, gather, weight) compiled too, not only the network.
+  runs closer to the matmul rate at head size 128). A change of the model, not of the step: reported beside it
+  (bench/common.py size `base-h128`). Measured 1.041x.
+- `fp32-residual`, `loss-eager`: the step as it was before the winners landed (a float32 residual stream under
+  autocast; the loss terms not compiled): the landed changes measured 1.056x and 1.011x.
+- `cudagraphs`: the network compiled with `mode="reduce-overhead"` (CUDA graphs: no launch gaps). Measured 0.997x.
+- `qkv-split`: q, k and v sliced from the projection with `split` rather than unbound from a permuted view (the same
+  numbers; the backward joins their gradients with a `cat`). Measured 0.974x.
 - `pinned-batches`: each batch copied to the GPU from pinned host memory. From pageable memory (numpy's) the copy
-  waits for the stream, so the card idles while the host launches the next step (the profile's 3 ms idle per step).
-- `A+B+...`: the named variants together (e.g. the winners of an earlier call).
+  waits for the stream, so the card could idle while the host launches the next step. Measured 0.992x.
+- `coordinate-descent`: Inductor's coordinate-descent tuning of its generated kernels (slow to compile: run last).
+- `A+B+...`: the named variants together.
 - `winners`: every variant run before it in the same call that was at least 1% faster than the baseline without
   raising `loss after` by more than 0.02, all together.
-- `coordinate-descent`: Inductor's coordinate-descent tuning of its generated kernels (slow to compile: run last).
 
 Each runs the project's Trainer as `speed.py`'s training cases do (per-step median and steady state, MFU against the
 measured bf16 matmul rate), then trains --train-more steps on and reports the mean loss of the last 20 (same seed,
-same data: a variant that changes numerics must not cost training quality).
+same data: a variant that changes numerics must not cost training quality; between runs of the same numerics it
+moves by about 0.2 after 200 steps, so this only rules out a blow-up).
 
-    python bench/mfu_variants.py --device cuda --json bench/results/mfu-variants-cuda.json   # not yet run on a GPU
-    python bench/mfu_variants.py --quick                                                       # CPU wiring check
+    python bench/mfu_variants.py --device cuda --json bench/results/mfu-variants-cuda.json
+    python bench/mfu_variants.py --quick                                                    # CPU wiring check
 """
 
 from __future__ import annotations
@@ -62,19 +61,8 @@ from textdiffusion.training import data as data_module
 from textdiffusion.training import trainer as trainer_module
 
 
-def compile_loss(trainer) -> None:
-    process = trainer.objective.process
-    process.loss = torch.compile(process.loss)
-
-
-def bf16_residual(trainer) -> None:
-    def cast(block, args):
-        h, *rest = args
-        if torch.is_autocast_enabled(h.device.type):
-            h = h.to(torch.get_autocast_dtype(h.device.type))
-        return (h, *rest)
-
-    trainer.net.blocks[0].register_forward_pre_hook(cast)
+def eager_loss(trainer) -> None:
+    trainer.objective.terms = trainer.objective.process.loss
 
 
 def split_attention_forward(
@@ -154,14 +142,14 @@ def combine(variants: list[Variant]) -> Variant:
     )
 
 
-CHANGE_ORDER = (pinned_batches, qkv_split, compile_loss, bf16_residual, cuda_graphs)
+CHANGE_ORDER = (pinned_batches, qkv_split, eager_loss, cuda_graphs)
 VARIANTS = {
     "baseline": Variant(),
     "heads-128": Variant(model={"head_dim": 128}),
     "cudagraphs": Variant(compiled=False, changes=(cuda_graphs,)),
-    "bf16-residual": Variant(changes=(bf16_residual,)),
+    "fp32-residual": Variant(model={"fp32_residual": True}),
+    "loss-eager": Variant(changes=(eager_loss,)),
     "qkv-split": Variant(changes=(qkv_split,)),
-    "loss-compiled": Variant(changes=(compile_loss,)),
     "pinned-batches": Variant(changes=(pinned_batches,)),
     "winners": None,  # made in the run from the variants before it (see `winners`)
     "coordinate-descent": Variant(options={"coordinate_descent_tuning": True}),
@@ -213,7 +201,7 @@ QUICK = dict(
     size="tiny",
     length=64,
     batch=4,
-    variants=("baseline", "heads-128", "bf16-residual", "qkv-split", "loss-compiled", "winners"),
+    variants=("baseline", "heads-128", "fp32-residual+loss-eager", "qkv-split", "winners"),
     train_steps=2,
     train_more=20,
     eager=True,

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# One lent-GPU call (about 8 minutes) for the MFU item of the benchmarks issue: the candidate changes to the compiled
-# ~85M-parameter, 1024-token training step, each timed against the unchanged step in one process with its loss after
+# One lent-GPU call (about 5 minutes) for the MFU item of the benchmarks issue: candidate changes to the compiled
+# ~85M-parameter, 1024-token training step, each timed against the package's step in one process with its loss after
 # 200 more steps (bench/mfu_variants.py), then, with the time left, the step's profile (bench/profile_step.py
-# --train-compile: top kernels, kernel time by kind, wall time against the kernels' busy time). The batch-size and
-# profile tables in bench/README.md came from earlier versions of this script: their commands are listed there.
+# --train-compile: top kernels, kernel time by kind, wall time against the kernels' busy time). The default variants
+# check the landed winners against the old step (fp32-residual+loss-eager) and give coordinate-descent tuning the
+# time its compilation needs; session 11's two calls ran the variants listed in bench/README.md ("MFU variants").
+# The batch-size and profile tables there came from earlier versions of this script: their commands are listed.
 #
 # Expects: the repo as working directory, tinyshakespeare copied to .gpu/data/tinyshakespeare and the CLI's
 # pure-Python wheels in .whl/ (see scripts/gpu_common.sh). Results come back as $OUT/results.tgz.
@@ -15,10 +17,10 @@ source scripts/gpu_common.sh
 
 if [ "${QUICK:-0}" = 1 ]; then
   DEVICE=cpu; SIZE="--size tiny --length 64"; BATCH=${BATCH:-4}; MORE="--train-more 10 --train-steps 2 --eager"
-  VARIANTS=${VARIANTS:-"baseline heads-128 bf16-residual qkv-split winners"}; PROFILE="--train-batch 4"
+  VARIANTS=${VARIANTS:-"baseline heads-128 fp32-residual+loss-eager qkv-split winners"}; PROFILE="--train-batch 4"
 else
   DEVICE=cuda; SIZE="--size base --length 1024"; BATCH=${BATCH:-64}; MORE=""; PROFILE="--train-batch 32 --train-compile"
-  VARIANTS=${VARIANTS:-"baseline heads-128 bf16-residual qkv-split winners loss-compiled cudagraphs winners coordinate-descent"}
+  VARIANTS=${VARIANTS:-"baseline heads-128 fp32-residual+loss-eager coordinate-descent"}
 fi
 { nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader; $PY -c "import torch; print(torch.__version__)"; } \
   > "$W/results/device.txt" 2>&1

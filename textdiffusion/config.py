@@ -70,6 +70,11 @@ class ModelConfig:
     """Side of the square image patches, each one encoder token."""
     image_layers: int = 2
     """Transformer blocks of the image encoder."""
+    fp32_residual: bool = False
+    """Keep the residual stream in float32 under autocast (mixed precision). By default it runs in the autocast
+    dtype (bf16), as Megatron-LM does by default: that halves the bytes of the norms and residual adds, and made the
+    compiled ~85M-parameter training step 1.056x faster on an H200 (bench/README.md, "MFU variants"). Norms still
+    compute in float32, and without autocast (CPU training) the stream is float32 either way."""
 
     def __post_init__(self) -> None:
         _check(self.vocab_size >= 0, f"--vocab-size must be >= 0, got {self.vocab_size}")
@@ -297,11 +302,11 @@ class TrainConfig:
     device: str = "auto"
     """cpu, cuda, cuda:N or auto."""
     precision: Literal["auto", "fp32", "bf16"] = "auto"
-    """bf16 autocast on GPU (auto), or fp32."""
+    """bf16 autocast on GPU (auto), or fp32. Under bf16 the residual stream is bf16 too (ModelConfig.fp32_residual)."""
     parallel: Literal["ddp", "fsdp"] = "ddp"
     """How torchrun processes share the model: DDP replicas or FSDP2 shards."""
     compile: bool = False
-    """torch.compile the network."""
+    """torch.compile the network and the loss (for GPU training: bench/README.md times the compiled step)."""
     objective: Objective = "diffusion"
     """diffusion (ELBO of the forward process) or ar (next-token baseline, causal attention)."""
     max_minutes: float | None = None

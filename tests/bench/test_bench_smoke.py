@@ -177,7 +177,7 @@ def test_mfu_variants_run_and_render(tmp_path):
         size="tiny",
         length=16,
         batch=2,
-        variants=("baseline", "bf16-residual", "heads-128"),
+        variants=("baseline", "fp32-residual+loss-eager", "heads-128"),
         train_steps=1,
         train_more=3,
         eager=True,
@@ -187,33 +187,17 @@ def test_mfu_variants_run_and_render(tmp_path):
         threads=1,
     )
     data = mfu_variants.main(args)
-    assert [r["case"] for r in data["variants"]] == ["baseline", "bf16-residual", "heads-128"]
+    assert [r["case"] for r in data["variants"]] == ["baseline", "combined", "heads-128"]
+    assert data["variants"][1]["of"] == ["fp32-residual", "loss-eager"]
     for record in data["variants"]:
         assert "error" not in record, record
         assert math.isfinite(record["loss_after"]) and record["steps_trained"] == 1 + 2 + 3
     # the tiny size's 64 dimensions in heads of 128 at most: one head (its baseline has two)
     assert [r["n_heads"] for r in data["variants"]] == [2, 2, 1]
     table = mfu_variants.render(json.loads(out.read_text()))
-    assert "| bf16-residual |" in table and "loss after" in table
+    assert "| combined: fp32-residual + loss-eager |" in table and "loss after" in table
     with pytest.raises(SystemExit, match="unknown"):
         mfu_variants.main(dataclasses.replace(args, variants=("fp4",)))
-
-
-def test_bf16_residual_variant_makes_the_residual_stream_bf16(tiny_config):
-    from types import SimpleNamespace
-
-    from textdiffusion.networks import DiffusionTransformer
-
-    net = DiffusionTransformer(tiny_config)
-    seen = []
-    net.blocks[1].register_forward_pre_hook(lambda block, args: seen.append(args[0].dtype))
-    x = torch.randint(0, tiny_config.vocab_size, (1, 8))
-    with torch.autocast("cpu", dtype=torch.bfloat16):
-        net(x, None)
-        mfu_variants.bf16_residual(SimpleNamespace(net=net))
-        net(x, None)
-    net(x, None)  # without autocast the stream stays float32
-    assert seen == [torch.float32, torch.bfloat16, torch.float32]
 
 
 def test_qkv_split_variant_computes_the_same_attention(tiny_config):
@@ -252,10 +236,10 @@ def test_winners_combine_the_faster_variants_that_keep_the_loss():
     records = [
         record("baseline", 100, 2.00),
         record("heads-128", 90, 2.01),  # faster, loss within 0.02: in
-        record("bf16-residual", 95, 2.05),  # faster, but the loss rose 0.05: out
+        record("fp32-residual", 95, 2.05),  # faster, but the loss rose 0.05: out
         record("qkv-split", 99.5, 2.00),  # under 1% faster: out
         record("cudagraphs", 97, 2.00),  # in
-        record("loss-compiled", 50, 2.00, error="RuntimeError: boom"),  # failed: out
+        record("loss-eager", 50, 2.00, error="RuntimeError: boom"),  # failed: out
     ]
     assert mfu_variants.winners(records) == ["heads-128", "cudagraphs"]
     assert mfu_variants.winners(records[1:]) == []  # no baseline, no comparison

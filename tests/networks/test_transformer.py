@@ -145,3 +145,16 @@ def test_autoregressive_sampling_beyond_max_len_is_refused(tiny_config):
     model = DiffusionTransformer(dataclasses.replace(tiny_config, causal=True)).eval()
     with pytest.raises(ValueError, match="max_len"):
         sample_autoregressive(model, (1, tiny_config.max_len + 1), bos_id=2)
+
+
+@pytest.mark.parametrize("fp32_residual", [False, True])
+def test_the_residual_stream_takes_the_autocast_dtype(tiny_config, fp32_residual):
+    model = DiffusionTransformer(dataclasses.replace(tiny_config, fp32_residual=fp32_residual))
+    seen = []
+    model.blocks[1].register_forward_pre_hook(lambda block, args: seen.append(args[0].dtype))
+    x = torch.randint(0, tiny_config.vocab_size, (1, 8))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        logits = model(x, None)
+    model(x, None)  # without autocast the stream stays float32
+    assert seen == [torch.float32 if fp32_residual else torch.bfloat16, torch.float32]
+    assert torch.isfinite(logits.float()).all()

@@ -46,3 +46,21 @@ def test_output_mask_selects_rows_of_the_dense_logits(tiny_model):
         sparse = tiny_model(x, t, output_mask=output_mask)
     assert sparse.shape == (int(output_mask.sum()), dense.shape[-1])
     torch.testing.assert_close(sparse, dense[output_mask])
+
+
+def test_compiled_loss_terms_give_the_eager_loss_and_gradients(tiny_model, masked_process):
+    """`compile()` (what the Trainer does with --compile) fuses the loss terms without changing them."""
+    from textdiffusion.training.objectives import AutoregressiveObjective
+
+    x0 = torch.randint(2, 32, (3, 10), generator=torch.Generator().manual_seed(0))
+    for make in (
+        lambda: DiffusionObjective(masked_process, sparse_logits=False),
+        lambda: AutoregressiveObjective(bos_id=0),
+    ):
+        eager_loss, eager = _loss_and_grads(tiny_model, make(), x0)
+        objective = make()
+        objective.compile()
+        compiled_loss, compiled = _loss_and_grads(tiny_model, objective, x0)
+        torch.testing.assert_close(compiled_loss, eager_loss)
+        for name in eager:
+            torch.testing.assert_close(compiled[name], eager[name], msg=name)

@@ -282,6 +282,10 @@ class DiffusionTransformer(nn.Module):
                 causal = torch.ones(total, total, dtype=torch.bool, device=xt.device).tril()
                 mask = mask & causal  # (B, 1, Lc + L, Lc + L)
         rotary = self.rotary(positions)
+        if not config.fp32_residual and torch.is_autocast_enabled(h.device.type):
+            h = h.to(
+                torch.get_autocast_dtype(h.device.type)
+            )  # the residual stream in bf16 (ModelConfig)
         for i, block in enumerate(self.blocks):
             layer_cache = cache.layer(i) if cache is not None else None
             h = block(

@@ -257,6 +257,7 @@ class Trainer(CheckpointState):
         self.model = distributed.wrap(self.net, self.info, parallel=config.parallel)
         if config.compile:
             self.model = torch.compile(self.model)
+            self.objective.compile()
         self.optimizer = build_optimizer(self.net, config)
         self.ema = EMA(self.net, decay=config.ema_decay) if config.ema_decay > 0 else None
         placement = dict(
