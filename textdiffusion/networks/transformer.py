@@ -283,9 +283,8 @@ class DiffusionTransformer(nn.Module):
                 mask = mask & causal  # (B, 1, Lc + L, Lc + L)
         rotary = self.rotary(positions)
         if not config.fp32_residual and torch.is_autocast_enabled(h.device.type):
-            h = h.to(
-                torch.get_autocast_dtype(h.device.type)
-            )  # the residual stream in bf16 (ModelConfig)
+            # the residual stream in the autocast dtype (bf16): half the bytes of the norms and adds (ModelConfig)
+            h = h.to(torch.get_autocast_dtype(h.device.type))
         for i, block in enumerate(self.blocks):
             layer_cache = cache.layer(i) if cache is not None else None
             h = block(
