@@ -79,9 +79,13 @@ class SpeedArgs(BenchArgs):
     compile_diffusion: bool = False
     """On CUDA also time the diffusion samplers over the network compiled with CUDA graphs (two more
     compilations, about a minute)."""
-    train_configs: tuple[str, ...] = ("small:256:64:eager", "base:1024:32:both")
+    train_configs: tuple[str, ...] = (
+        "small:256:64:eager",
+        "base:1024:32:both",
+        "base-h128:1024:64:compiled",
+    )
     """Training cases SIZE:SEQ_LEN:BATCH[:eager|compiled|both[:ATTENTION]] (compiled runs on CUDA only; default
-    both). ATTENTION pins the kernel of `scaled_dot_product_attention`: flash, cudnn, efficient or math (default
+    both; base-h128:1024:64 is the fastest ~85M-parameter step measured, bench/README.md "MFU variants"). ATTENTION pins the kernel of `scaled_dot_product_attention`: flash, cudnn, efficient or math (default
     auto: PyTorch's choice), e.g. base:1024:32:compiled:cudnn."""
     train_steps: int = 10
     """Timed training steps (after 3 warm-up steps, 1 on the CPU)."""
