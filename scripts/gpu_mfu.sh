@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# One lent-GPU call (about 5 minutes) for the MFU item of the benchmarks issue: candidate changes to the compiled
-# ~85M-parameter, 1024-token training step, each timed against the package's step in one process with its loss after
-# 200 more steps (bench/mfu_variants.py), then, with the time left, the step's profile (bench/profile_step.py
+# One lent-GPU call (BUDGET seconds, 480 by default) for the MFU item of the benchmarks issue: candidate changes to
+# the compiled ~85M-parameter, 1024-token training step, each timed against the package's step in one process with
+# its loss after 200 more steps (bench/mfu_variants.py), then, with the time left, the step's profile (bench/profile_step.py
 # --train-compile: top kernels, kernel time by kind, wall time against the kernels' busy time). The default variants
 # check the landed winners against the old step (fp32-residual+loss-eager) and give coordinate-descent tuning the
 # time its compilation needs; session 11's two calls ran the variants listed in bench/README.md ("MFU variants").

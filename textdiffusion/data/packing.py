@@ -47,12 +47,16 @@ def chunk_stream(tokens: np.ndarray, seq_len: int) -> np.ndarray:
 
 
 class EpochStream:
-    """What the training streams share: the position (epoch, position) of a stream whose order each epoch is drawn
-    from (seed, epoch), saved and restored exactly (`_start_epoch` rebuilds that epoch's order)."""
+    """What the training streams share: the batch placement (batch size, this rank's slice) and the position
+    (epoch, position) of a stream whose order each epoch is drawn from (seed, epoch), saved and restored exactly
+    (`_start_epoch` rebuilds that epoch's order)."""
 
-    epoch: int
-    position: int
-    seed: int
+    def __init__(self, *, batch_size: int, seed: int, rank: int, world_size: int) -> None:
+        """Each of `world_size` ranks keeps its slice (`rank`) of every global batch of `batch_size`."""
+        if batch_size % world_size:
+            raise ValueError(f"batch size {batch_size} is not divisible by {world_size} processes")
+        self.batch_size, self.seed, self.rank, self.world_size = batch_size, seed, rank, world_size
+        self.epoch, self.position = 0, 0
 
     def _start_epoch(self, epoch: int) -> None:
         raise NotImplementedError
@@ -101,12 +105,8 @@ class BatchStream(EpochStream):
                 f"{len(tokens)} training tokens make only {n_windows} sequences of {seq_len}, fewer than a batch "
                 f"of {batch_size}; add data or lower --batch-size / --seq-len"
             )
-        if batch_size % world_size:
-            raise ValueError(f"batch size {batch_size} is not divisible by {world_size} processes")
-        self.tokens = tokens
-        self.seq_len, self.batch_size = seq_len, batch_size
-        self.seed, self.rank, self.world_size = seed, rank, world_size
-        self.epoch, self.position = 0, 0
+        super().__init__(batch_size=batch_size, seed=seed, rank=rank, world_size=world_size)
+        self.tokens, self.seq_len = tokens, seq_len
         self._order: np.ndarray | None = None
         self._offset = 0
 

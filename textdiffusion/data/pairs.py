@@ -375,12 +375,8 @@ class ParallelPairStream(EpochStream):
     ) -> None:
         if not pairs:
             raise ValueError("no training pairs")
-        if batch_size % world_size:
-            raise ValueError(f"batch size {batch_size} is not divisible by {world_size} processes")
-        self.pairs, self.pad_id, self.length = list(pairs), pad_id, length
-        self.batch_size, self.seed, self.pool = batch_size, seed, pool
-        self.rank, self.world_size = rank, world_size
-        self.epoch, self.position = 0, 0
+        super().__init__(batch_size=batch_size, seed=seed, rank=rank, world_size=world_size)
+        self.pairs, self.pad_id, self.length, self.pool = list(pairs), pad_id, length, pool
         self._start_epoch(0)
 
     def _epoch_batches(self, epoch: int) -> list[np.ndarray]:
@@ -442,12 +438,8 @@ class TargetStream(EpochStream):
     ) -> None:
         if not items:
             raise ValueError("no training items")
-        if batch_size % world_size:
-            raise ValueError(f"batch size {batch_size} is not divisible by {world_size} processes")
+        super().__init__(batch_size=batch_size, seed=seed, rank=rank, world_size=world_size)
         self.items, self.length, self.pad_id = list(items), length, pad_id
-        self.batch_size, self.seed = batch_size, seed
-        self.rank, self.world_size = rank, world_size
-        self.epoch, self.position = 0, 0
         self._start_epoch(0)
 
     def conditioning(self, keys: list[Any], rng: np.random.Generator) -> dict[str, np.ndarray]:
