@@ -37,7 +37,7 @@ from common import (
     update_readme,
 )
 
-from textdiffusion.evaluation.correction import bleu_chrf
+from textdiffusion.tasks.denoise.metrics import bleu_chrf
 
 DATA_DIR = REPO_DIR.parent / "shared" / "data" / "yelp"
 NAMES = ("negative", "positive")

@@ -39,8 +39,8 @@ from common import (
     update_readme,
 )
 
-from textdiffusion.data.captions import center_crop, load_image, read_captions
-from textdiffusion.evaluation.correction import bleu_chrf
+from textdiffusion.tasks.caption.images import center_crop, load_image, read_captions
+from textdiffusion.tasks.denoise.metrics import bleu_chrf
 
 DATA_DIR = REPO_DIR.parent / "shared" / "data" / "coco_tiny"
 

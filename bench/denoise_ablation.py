@@ -20,8 +20,8 @@ from pathlib import Path
 
 import tyro
 
-from textdiffusion.data.lexicon import recase
-from textdiffusion.evaluation.correction import (
+from textdiffusion.tasks.denoise.lexicon import recase
+from textdiffusion.tasks.denoise.metrics import (
     WORD_LISTS,
     SymSpellCorrector,
     evaluate_corrector,

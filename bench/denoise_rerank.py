@@ -28,13 +28,13 @@ from pathlib import Path
 
 import tyro
 
-from textdiffusion.evaluation.correction import (
+from textdiffusion.tasks.denoise.metrics import (
     WORD_LISTS,
     SymSpellCorrector,
     load_word_list,
     spread,
 )
-from textdiffusion.pipelines.denoise import DenoisePipeline
+from textdiffusion.tasks.denoise.pipeline import DenoisePipeline
 
 RESULTS = Path(__file__).parent / "results" / "denoise-rerank.json"
 

@@ -1,7 +1,7 @@
 """How long the English `Lexicon` takes to start: building symspell's index, against reading the cached one.
 
 `textdiffusion denoise` builds a `Lexicon` at every start. Building indexes every deletion of up to 3 letters of the
-82,765 words (seconds of Python); the first build writes the result to the cache (`textdiffusion.data.lexicon_index`)
+82,765 words (seconds of Python); the first build writes the result to the cache (`textdiffusion.tasks.denoise.lexicon_index`)
 and later starts read it. Both are timed alternately in one process, in a fresh temporary cache folder, and their
 candidates are compared on the misspellings below.
 
@@ -30,7 +30,7 @@ from common import (
     update_readme,
 )
 
-from textdiffusion.data.lexicon import Lexicon
+from textdiffusion.tasks.denoise.lexicon import Lexicon
 
 WORDS = [
     "speling",

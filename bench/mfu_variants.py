@@ -57,7 +57,7 @@ from common import (
 from speed import time_training
 
 from textdiffusion.networks.layers import apply_rotary
-from textdiffusion.training import data as data_module
+from textdiffusion.training import batches as data_module
 from textdiffusion.training import trainer as trainer_module
 
 

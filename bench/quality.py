@@ -316,7 +316,7 @@ def main(args: QualityArgs) -> dict:
         data = json.loads(Path(args.render).read_text())
         update_readme(readme_name(data), render(data), title="Sample quality")
         return data
-    from textdiffusion.pipelines.base import SuppressTokens
+    from textdiffusion.tasks.pipeline import SuppressTokens
 
     if args.diffusion is None:
         raise SystemExit("--diffusion DIR is required (bench/likelihood.py trains one)")

@@ -366,7 +366,7 @@ def time_training(
     the first step and `model_overrides` the size's ModelConfig fields (bench/mfu_variants.py); `train_more` steps
     after the timing give `loss_after`, the mean loss of the last 20 of them, to compare changes of numerics."""
     from textdiffusion.config import DataConfig, TrainConfig
-    from textdiffusion.training import Trainer
+    from textdiffusion.training import build_trainer
 
     if compile:  # a fresh compilation per case: earlier cases' graphs must not count toward the recompile limit
         torch._dynamo.reset()
@@ -383,7 +383,7 @@ def time_training(
             warmup_steps=10,
             seed=seed,
         )
-        trainer = Trainer(
+        trainer = build_trainer(
             DataConfig(data=(str(corpus),), valid_fraction=0.0),
             config,
             out=Path(folder) / "run",

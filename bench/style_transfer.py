@@ -34,7 +34,7 @@ from common import (
     update_readme,
 )
 
-from textdiffusion.evaluation.correction import bleu_chrf
+from textdiffusion.tasks.denoise.metrics import bleu_chrf
 
 
 @dataclasses.dataclass

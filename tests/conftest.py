@@ -62,7 +62,7 @@ def make_shapes(folder, n: int, seed: int = 0, *, header: str = "image\tcaption"
 
 @pytest.fixture(scope="session", autouse=True)
 def lexicon_cache(tmp_path_factory):
-    """Lexicon indexes (`textdiffusion.data.lexicon_index`) go to a test folder, never the user's cache."""
+    """Lexicon indexes (`textdiffusion.tasks.denoise.lexicon_index`) go to a test folder, never the user's cache."""
     os.environ["TEXTDIFFUSION_CACHE"] = str(tmp_path_factory.mktemp("lexicon-cache"))
 
 

@@ -12,7 +12,7 @@ from textdiffusion.checkpoint import (
     migrate,
     save_pretrained,
 )
-from textdiffusion.config import ConfigError, ModelConfig
+from textdiffusion.config import FORMAT_VERSION, ConfigError, ModelConfig
 from textdiffusion.data import Tokenizer
 from textdiffusion.networks import DiffusionTransformer
 from textdiffusion.samplers import SAMPLERS
@@ -51,7 +51,10 @@ def test_roundtrip_same_logits_and_samples(saved):
         )
         assert torch.equal(a, b)
     config = json.loads((path / "config.json").read_text())
-    assert config["format_version"] == 1 and config["model"]["vocab_size"] == tokenizer.vocab_size
+    assert (
+        config["format_version"] == FORMAT_VERSION
+        and config["model"]["vocab_size"] == tokenizer.vocab_size
+    )
 
 
 def test_no_wrapper_prefixes_and_bf16(tmp_path, saved):
@@ -152,7 +155,7 @@ def test_migration_from_version_0(saved):
     old["model_args"] = old.pop("model")
     assert migrate(dict(old))["model"] == config["model"]
     (path / "config.json").write_text(json.dumps(old))
-    assert load_pretrained(path).config.format_version == 1
+    assert load_pretrained(path).config.format_version == FORMAT_VERSION
 
 
 def test_hub_id_fails_clearly_offline(monkeypatch):

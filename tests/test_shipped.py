@@ -58,7 +58,7 @@ def test_shakespeare_char_writes_dialogue():
 
 
 def test_typo_fixer_is_shipped_and_corrects_common_misspellings(monkeypatch):
-    from textdiffusion.pipelines.denoise import DenoisePipeline
+    from textdiffusion.tasks.denoise.pipeline import DenoisePipeline
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     assert "typo-fixer" in shipped_models()
@@ -75,8 +75,8 @@ def test_typo_fixer_is_shipped_and_corrects_common_misspellings(monkeypatch):
 def test_typo_fixer_with_the_english_lexicon_ranks_candidates_better_than_their_frequency(
     monkeypatch,
 ):
-    from textdiffusion.data.lexicon import Lexicon
-    from textdiffusion.pipelines.denoise import DenoisePipeline
+    from textdiffusion.tasks.denoise.lexicon import Lexicon
+    from textdiffusion.tasks.denoise.pipeline import DenoisePipeline
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     pipe, lexicon = DenoisePipeline.from_pretrained("typo-fixer"), Lexicon()

@@ -23,8 +23,8 @@ _LAZY = {
     "DiffusionTransformer": "textdiffusion.networks.transformer",
     "MaskedProcess": "textdiffusion.processes.masked",
     "build_process": "textdiffusion.processes",
-    "Corruptor": "textdiffusion.data.corruption",
-    "CorruptionConfig": "textdiffusion.data.corruption",
+    "Corruptor": "textdiffusion.tasks.denoise.corruption",
+    "CorruptionConfig": "textdiffusion.tasks.denoise.corruption",
     "SAMPLERS": "textdiffusion.samplers",
     "Tokenizer": "textdiffusion.data.tokenizers",
     # checkpoints

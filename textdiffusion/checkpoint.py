@@ -33,6 +33,7 @@ from textdiffusion.config import (
 from textdiffusion.data.tokenizers import Tokenizer, TokenizerError
 from textdiffusion.networks import DiffusionTransformer
 from textdiffusion.processes import build_process
+from textdiffusion.task_config import TASK_CONFIGS, LMConfig
 
 logger = logging.getLogger(__name__)
 
@@ -55,9 +56,9 @@ class CheckpointConfig:
     objective: str = "diffusion"
     """diffusion or ar."""
     task: str = "generate"
-    """The pipeline the model was trained for: generate, denoise, ..."""
-    task_config: dict[str, Any] = dataclasses.field(default_factory=dict)
-    """Settings owned by the task's pipeline."""
+    """The task the model was trained for (a name of `textdiffusion.tasks.TASKS`): generate, denoise, ..."""
+    task_config: Any = dataclasses.field(default_factory=LMConfig)
+    """The task's typed settings: the dataclass `task_config.TASK_CONFIGS[task]`."""
     format_version: int = FORMAT_VERSION
     textdiffusion_version: str = __version__
 
@@ -73,6 +74,11 @@ class CheckpointConfig:
             raise ConfigError(f"{where}: unknown key(s) {unknown}; known keys: {sorted(top)}")
         if "model" not in data:
             raise ConfigError(f"{where}: missing the 'model' section")
+        task = data.get("task", "generate")
+        if task not in TASK_CONFIGS:
+            raise ConfigError(
+                f"{where}: unknown task {task!r}; known tasks: {sorted(TASK_CONFIGS)}"
+            )
         return cls(
             model=config_from_dict(ModelConfig, data["model"], where=f"{where} [model]"),
             process=config_from_dict(
@@ -82,8 +88,10 @@ class CheckpointConfig:
                 SampleConfig, data.get("sample", {}), where=f"{where} [sample]"
             ),
             objective=data.get("objective", "diffusion"),
-            task=data.get("task", "generate"),
-            task_config=dict(data.get("task_config", {})),
+            task=task,
+            task_config=config_from_dict(
+                TASK_CONFIGS[task], data.get("task_config", {}), where=f"{where} [task_config]"
+            ),
             format_version=FORMAT_VERSION,
             textdiffusion_version=data.get("textdiffusion_version", __version__),
         )
@@ -93,6 +101,9 @@ def migrate(data: dict[str, Any], *, where: str = CONFIG_NAME) -> dict[str, Any]
     """Bring an older config.json up to FORMAT_VERSION; a newer one is an error.
 
     Version 0 (before format_version existed) kept the network settings under "model_args", nanoGPT style.
+    Version 1 kept `task_config` as a free dict that each pipeline read by key; version 2 holds the task's typed
+    dataclass (`task_config.TASK_CONFIGS`), every field present. The keys of version 1 are those fields, so the
+    migration completes the section with the defaults (and the dataclass then refuses any unknown key).
     """
     version = data.get("format_version", 0)
     if not isinstance(version, int) or version > FORMAT_VERSION:
@@ -104,7 +115,17 @@ def migrate(data: dict[str, Any], *, where: str = CONFIG_NAME) -> dict[str, Any]
         data = dict(data)
         if "model_args" in data:
             data["model"] = data.pop("model_args")
-        data["format_version"] = 1
+        data["format_version"] = version = 1
+    if version == 1:
+        task = data.get("task", "generate")
+        if task in TASK_CONFIGS:
+            known = {f.name: f for f in dataclasses.fields(TASK_CONFIGS[task])}
+            old = dict(data.get("task_config") or {})
+            data["task_config"] = {
+                **{n: config_to_dict(TASK_CONFIGS[task]())[n] for n in known if n not in old},
+                **old,
+            }
+        data["format_version"] = 2
     return data
 
 

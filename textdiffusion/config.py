@@ -7,16 +7,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from typing import Any, Literal, TypeVar, get_args
+from typing import Any, Literal, TypeVar
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 ProcessName = Literal["masked", "uniform", "gaussian"]
 ScheduleName = Literal["loglinear", "cosine", "linear"]
-TaskName = Literal["generate", "denoise", "style", "caption"]
-"""generate: a language model; denoise: a corrector of corrupted text; style: a rewriter trained on aligned pairs;
-caption: a describer of images trained on (image, caption) pairs."""
-TASKS: tuple[str, ...] = get_args(TaskName)
 SamplerName = Literal["ancestral", "cached", "confidence"]
 Objective = Literal["diffusion", "ar"]
 
@@ -219,48 +215,6 @@ class DataConfig:
         _check(
             self.seq_len is None or self.seq_len > 1, f"--seq-len must be > 1, got {self.seq_len}"
         )
-
-
-@dataclasses.dataclass
-class DenoiseConfig:
-    """Training pairs of the denoising task: clean text corrupted on the fly (see data/corruption.py)."""
-
-    max_chars: int = 120
-    """Longest clean text per pair; longer lines are corrected in pieces of this size."""
-    word_fraction: float = 0.3
-    """Share of training pairs that are single words (for word-level spelling correction)."""
-    word_clean_rate: float = 0.25
-    """Share of those words left correct, so that correct words come back unchanged."""
-    tokenized_rate: float = 0.0
-    """Share of sentences given tokenised spacing ("do n't stop , then ."), so that tokenised input keeps it."""
-    words: str | None = None
-    """Word list for the single-word pairs: one word per line, optionally followed by a count (e.g. symspellpy's
-    frequency dictionary); a word is drawn with probability proportional to the square root of its count. Default:
-    the words of --data seen at least twice."""
-    word_error_rate: float = 0.15
-    """Share of words of a sentence that get a spelling error."""
-    grammar_rate: float = 0.05
-    """Rate of each grammatical slip (articles, agreement, verb forms, prepositions)."""
-    clean_rate: float = 0.1
-    """Share of sentences left clean."""
-    workers: int = 0
-    """Processes corrupting text ahead of training (0: in the training process)."""
-
-    def __post_init__(self) -> None:
-        _check(self.max_chars >= 8, f"--max-chars must be >= 8, got {self.max_chars}")
-        for name in (
-            "word_fraction",
-            "word_clean_rate",
-            "tokenized_rate",
-            "word_error_rate",
-            "grammar_rate",
-            "clean_rate",
-        ):
-            value = getattr(self, name)
-            _check(
-                0.0 <= value <= 1.0, f"--{name.replace('_', '-')} must be in [0, 1], got {value}"
-            )
-        _check(self.workers >= 0, f"--workers must be >= 0, got {self.workers}")
 
 
 @dataclasses.dataclass

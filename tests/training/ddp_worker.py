@@ -8,11 +8,11 @@ from pathlib import Path
 import torch
 
 from textdiffusion.config import DataConfig, ModelConfig, TrainConfig
-from textdiffusion.training import Trainer, distributed
+from textdiffusion.training import build_trainer, distributed
 
 torch.set_num_threads(1)
 data, out, parallel = sys.argv[1], Path(sys.argv[2]), sys.argv[3]
-trainer = Trainer(
+trainer = build_trainer(
     DataConfig(data=(data,), valid_fraction=0.05, seq_len=32),
     TrainConfig(
         steps=6,

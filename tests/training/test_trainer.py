@@ -96,12 +96,12 @@ def test_train_writes_a_loadable_model_and_refuses_to_overwrite(tmp_path, corpus
 
 def test_compiled_training_follows_the_eager_run(tmp_path, corpus_file):
     """--compile (the network and the loss terms) trains the same steps as eager mode, to float rounding."""
-    from textdiffusion.training import Trainer
+    from textdiffusion.training import build_trainer
 
     results = {}
     for compile in (False, True):
         config = quick(compile=compile, log_every=1)
-        trainer = Trainer(
+        trainer = build_trainer(
             DataConfig(data=(str(corpus_file),)),
             config,
             out=tmp_path / f"compile-{compile}",
@@ -215,7 +215,7 @@ def test_resume_after_kill_continues_exactly(tmp_path, corpus_file):
 
 def test_denoiser_trains_and_fine_tuning_records_its_own_noise_settings(tmp_path):
     from textdiffusion.checkpoint import read_config
-    from textdiffusion.config import DenoiseConfig
+    from textdiffusion.task_config import DenoiseConfig
 
     corpus = tmp_path / "clean.txt"
     corpus.write_text(
@@ -227,17 +227,17 @@ def test_denoiser_trains_and_fine_tuning_records_its_own_noise_settings(tmp_path
     model = ModelConfig(n_layers=1, n_heads=2, dim=32, max_len=128)
     first = train(
         data, quick(), out=tmp_path / "a", model=model, task="denoise", progress=False,
-        denoise=DenoiseConfig(max_chars=40, word_fraction=0.5),
+        task_config=DenoiseConfig(max_chars=40, word_fraction=0.5),
     )  # fmt: skip
     assert first.step == 4 and torch.isfinite(torch.tensor(first.loss))
     tuned = DenoiseConfig(max_chars=40, word_fraction=0.9, words=str(words))
     train(
         data, quick(), out=tmp_path / "b", init_from=str(tmp_path / "a"), task="denoise", progress=False,
-        denoise=tuned,
+        task_config=tuned,
     )  # fmt: skip
     config = read_config(tmp_path / "b")
-    assert config.task == "denoise" and config.task_config["word_fraction"] == 0.9
-    assert config.task_config["words"] == str(words)
+    assert config.task == "denoise" and config.task_config.word_fraction == 0.9
+    assert config.task_config.words == str(words)
 
 
 def test_pair_validation_reports_bits_per_clean_character(tmp_path):
@@ -245,26 +245,26 @@ def test_pair_validation_reports_bits_per_clean_character(tmp_path):
     hold several characters; the learnt trailing PADs are tokens without characters)."""
     import math
 
-    from textdiffusion.config import DenoiseConfig
-    from textdiffusion.training import Trainer
+    from textdiffusion.task_config import DenoiseConfig
+    from textdiffusion.training import build_trainer
 
     corpus = tmp_path / "clean.txt"
     corpus.write_text(
         "The quick brown fox jumps over the lazy dog. A stitch in time saves nine.\n" * 40
     )
-    trainer = Trainer(
+    trainer = build_trainer(
         DataConfig(data=(str(corpus),), valid_fraction=0.1, tokenizer="bpe", bpe_vocab_size=300),
         quick(eval_batches=2),
         out=tmp_path / "run",
         model=ModelConfig(n_layers=1, n_heads=2, dim=32, max_len=128),
         task="denoise",
-        denoise=DenoiseConfig(max_chars=40),
+        task_config=DenoiseConfig(max_chars=40),
         progress=False,
     )
     tok = trainer.tokenizer
-    targets = [row for batch in trainer.valid for row in batch["target"].tolist()]
+    targets = [row for batch in trainer.valid.batches for row in batch["target"].tolist()]
     chars = sum(len(tok.decode([i for i in row if i != tok.pad_id])) for row in targets)
-    tokens = sum(int(batch["target_mask"].sum()) for batch in trainer.valid)
+    tokens = sum(int(batch["target_mask"].sum()) for batch in trainer.valid.batches)
     assert chars > tokens  # BPE: several characters per token
     nats_per_token, bits_per_char = trainer.evaluate()
     assert bits_per_char == pytest.approx(nats_per_token * tokens / chars / math.log(2), rel=1e-5)

@@ -27,7 +27,7 @@ def caption(args: CaptionArgs) -> None:
     from textdiffusion.cli.generate import _load, _sampling
     from textdiffusion.cli.show import RefinementView
     from textdiffusion.pipelines import InputError
-    from textdiffusion.pipelines.caption import CaptionPipeline
+    from textdiffusion.tasks.caption.pipeline import CaptionPipeline
 
     if not args.model:
         raise CLIError(

@@ -42,7 +42,7 @@ def load_lexicon(spec: str, edit_distance: int = 3):
     """The `Lexicon` named by a --lexicon value, or None for 'none'."""
     from textdiffusion.cli.common import CLIError
     from textdiffusion.data.corpus import DataError
-    from textdiffusion.data.lexicon import Lexicon
+    from textdiffusion.tasks.denoise.lexicon import Lexicon
 
     if spec.lower() == "none":
         return None
@@ -73,7 +73,7 @@ def denoise(args: DenoiseArgs) -> None:
     from textdiffusion.cli.generate import _load, _sampling
     from textdiffusion.cli.show import RefinementView
     from textdiffusion.pipelines import InputError
-    from textdiffusion.pipelines.denoise import DenoisePipeline
+    from textdiffusion.tasks.denoise.pipeline import DenoisePipeline
 
     if bool(args.text) == bool(args.file):
         raise CLIError("give the text to correct, or --file FILE (not both)")

@@ -2,7 +2,7 @@
 
 Word lists (Norvig, Mitton's Wikipedia/Aspell/Birkbeck/Holbrook) give top-1 accuracy and the share of correct words
 left unchanged; JFLEG gives GLEU, BLEU, chrF and the share of sentences changed. See
-`textdiffusion.evaluation.correction` for the exact protocol.
+`textdiffusion.tasks.denoise.metrics` for the exact protocol.
 """
 
 from __future__ import annotations
@@ -74,7 +74,7 @@ def _load_model(args: EvalDenoiseArgs):
         return None
     device = resolve_device(args.device)
     try:
-        from textdiffusion.pipelines.denoise import DenoisePipeline
+        from textdiffusion.tasks.denoise.pipeline import DenoisePipeline
 
         pipeline = DenoisePipeline.from_pretrained(args.model, device=device)
     except (CheckpointError, ImportError, OSError, ValueError) as exc:
@@ -95,7 +95,7 @@ def _baselines(args: EvalDenoiseArgs) -> list[tuple[object, int | None]]:
     """(corrector, limit) for each baseline that is installed; a note for each that is not."""
     import sys
 
-    from textdiffusion.evaluation.correction import (
+    from textdiffusion.tasks.denoise.metrics import (
         IdentityCorrector,
         PySpellCorrector,
         SymSpellCorrector,
@@ -147,7 +147,7 @@ def eval_denoise(args: EvalDenoiseArgs) -> None:
 
     from textdiffusion.cli.common import CLIError, print_config, save_config
     from textdiffusion.data.corpus import DataError
-    from textdiffusion.evaluation.correction import evaluate_corrector, format_table
+    from textdiffusion.tasks.denoise.metrics import evaluate_corrector, format_table
 
     data_dir = Path(args.data_dir)
     if not data_dir.is_dir():

@@ -56,7 +56,7 @@ def evaluate(args: EvalArgs) -> None:
         ]
         costs = []
         if args.steps:
-            from textdiffusion.pipelines.base import DiffusionPipeline
+            from textdiffusion.tasks.pipeline import DiffusionPipeline
 
             pipe = DiffusionPipeline(pretrained)
             costs = [sampling_cost(pipe, steps, seed=args.seed) for steps in args.steps]

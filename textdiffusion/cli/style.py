@@ -44,7 +44,7 @@ def style(args: StyleArgs) -> None:
     from textdiffusion.cli.generate import _load, _sampling
     from textdiffusion.cli.show import RefinementView
     from textdiffusion.pipelines import InputError
-    from textdiffusion.pipelines.style import StylePipeline
+    from textdiffusion.tasks.style.pipeline import StylePipeline
 
     if not args.model:
         raise CLIError(

@@ -5,14 +5,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Literal
 
-from textdiffusion.config import (
-    DataConfig,
-    DenoiseConfig,
-    ProcessName,
-    ScheduleName,
-    TaskName,
-    TrainConfig,
-)
+from textdiffusion.config import DataConfig, ProcessName, ScheduleName, TrainConfig
+from textdiffusion.task_config import DenoiseConfig, TaskName
 
 
 @dataclasses.dataclass
@@ -62,7 +56,9 @@ def run_settings(args: TrainArgs) -> dict:
     defaults, task and fine-tuning source."""
     from textdiffusion.cli.common import CLIError
     from textdiffusion.config import PRESETS, ConfigError, ModelConfig, ProcessConfig, SampleConfig
+    from textdiffusion.tasks import get_task
 
+    task = get_task(args.task)
     overrides = {
         k: v
         for k, v in dict(
@@ -71,11 +67,9 @@ def run_settings(args: TrainArgs) -> dict:
         if v is not None
     }
     unmasked = args.process != "masked"
-    if unmasked and args.task != "generate":
-        raise CLIError(f"--process {args.process} trains language models only (--task generate)")
-    if args.image_size is not None and args.task != "caption":
+    if args.image_size is not None and not task.reads_images:
         raise CLIError("--image-size is for --task caption")
-    if args.task == "caption":
+    if task.reads_images:
         overrides.update(
             image_size=args.image_size or 64,
             patch_size=args.patch_size,
@@ -90,20 +84,17 @@ def run_settings(args: TrainArgs) -> dict:
         process = ProcessConfig(name=args.process, schedule=args.schedule)
     except ConfigError as exc:
         raise CLIError(str(exc)) from None
-    # a corrector decodes greedily and in parallel; a language model samples. Without masks every token may change
-    # at every step: nothing to cache, nothing to unmask.
-    sample = None
-    if args.task in ("denoise", "style", "caption"):
-        sample = SampleConfig(sampler="confidence", steps=32, threshold=0.9, temperature=0.1)
-    elif unmasked:
-        sample = SampleConfig(sampler="ancestral")
+    # the task's sampling defaults; without masks every token may change at every step: nothing to cache or unmask
+    sample = SampleConfig(sampler="ancestral") if unmasked else None
+    # the option group of this task's settings (e.g. --denoise.*), if the CLI has one
+    options = [v for v in vars(args).values() if isinstance(v, task.config_class)]
     return dict(
         model=model,
         process=process,
         sample=sample,
         init_from=args.init_from,
         task=args.task,
-        denoise=args.denoise if args.task == "denoise" else None,
+        task_config=options[0] if options else None,
         progress=not args.quiet,
     )
 

@@ -1,19 +1,18 @@
-"""Training: the loop, optimiser and schedule, EMA, checkpoints, and torchrun (DDP/FSDP) set-up."""
+"""Training: the builder that asks the task for its data, the loop, optimiser and schedule, EMA, checkpoints, and
+torchrun (DDP/FSDP) set-up."""
 
-from textdiffusion.training.trainer import (
-    Trainer,
-    TrainingDiverged,
-    TrainingError,
-    TrainResult,
-    find_checkpoints,
-    train,
-)
+from textdiffusion.training.builder import TrainingParts, build_parts, build_trainer, train
+from textdiffusion.training.state import TrainingDiverged, TrainingError, find_checkpoints
+from textdiffusion.training.trainer import Trainer, TrainResult
 
 __all__ = [
     "TrainResult",
     "Trainer",
     "TrainingDiverged",
     "TrainingError",
+    "TrainingParts",
+    "build_parts",
+    "build_trainer",
     "find_checkpoints",
     "train",
 ]

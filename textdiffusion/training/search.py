@@ -12,7 +12,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from textdiffusion.config import DataConfig, TrainConfig
-from textdiffusion.training.trainer import TrainingDiverged, train
+from textdiffusion.training.builder import train
+from textdiffusion.training.state import TrainingDiverged
 
 logger = logging.getLogger(__name__)
 

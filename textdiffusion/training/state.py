@@ -48,7 +48,8 @@ def _atomic_copy(src: Path, dst: Path) -> None:
 
 
 class CheckpointState:
-    """The checkpoint half of `Trainer` (it provides net, optimizer, ema, stream, noise, info, config, out...)."""
+    """The checkpoint half of `Trainer` (it provides net, optimizer, ema, stream, noise, rng_state, info, config,
+    out...)."""
 
     def _load_state(self, state: dict[str, Any]) -> None:
         load_weights(self.net, state["model"], where=str(self.resume_from))
@@ -58,9 +59,12 @@ class CheckpointState:
         self.stream.load_state_dict(state["data"])
         self.step = int(state["step"])
         rng = state["rng"]
-        torch.set_rng_state(rng["torch"])
-        if self.device.type == "cuda" and rng.get("cuda") is not None:
-            torch.cuda.set_rng_state(rng["cuda"], self.device)
+        self.rng_state = {
+            "torch": rng["torch"],
+            "cuda": rng.get("cuda") if self.device.type == "cuda" else None,
+        }
+        if self.rng_state["cuda"] is None and self.device.type == "cuda":
+            self.rng_state["cuda"] = torch.cuda.get_rng_state(self.device)
         noise = (
             rng["noise"][self.info.rank] if self.info.rank < len(rng["noise"]) else rng["noise"][0]
         )
@@ -126,13 +130,8 @@ class CheckpointState:
                 "ema": self.ema.state_dict() if self.ema is not None else None,
                 "optimizer": optimizer,
                 "data": self.stream.state_dict(),
-                "rng": {
-                    "torch": torch.get_rng_state(),
-                    "cuda": torch.cuda.get_rng_state(self.device)
-                    if self.device.type == "cuda"
-                    else None,
-                    "noise": [s.cpu() for s in noise_states],
-                },
+                # the trainer's own global-RNG stream (dropout), and every rank's noise generator
+                "rng": {**self.rng_state, "noise": [s.cpu() for s in noise_states]},
                 "train_config": dataclasses.asdict(self.config),
             }
             path = self.out / "checkpoints" / f"step-{self.step:07d}"

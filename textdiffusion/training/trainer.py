@@ -11,54 +11,26 @@ import logging
 import math
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
-from textdiffusion.checkpoint import (
-    TOKENIZER_NAME,
-    CheckpointConfig,
-    load_pretrained,
-    load_training_state,
-    load_weights,
-    read_config,
-    unwrap,
-    weights_state,
-)
-from textdiffusion.config import (
-    TASKS,
-    DataConfig,
-    DenoiseConfig,
-    ModelConfig,
-    ProcessConfig,
-    SampleConfig,
-    TrainConfig,
-)
-from textdiffusion.data import BatchStream, Tokenizer, chunk_stream
-from textdiffusion.data.captions import CaptionStream
-from textdiffusion.data.pairs import LabelStream, LengthRule, ParallelPairStream
+from textdiffusion.checkpoint import load_training_state, load_weights, unwrap, weights_state
+from textdiffusion.config import TrainConfig
 from textdiffusion.evaluation.elbo import LN2, autoregressive_nll, diffusion_nll
-from textdiffusion.networks import DiffusionTransformer
-from textdiffusion.processes import analog_bits, build_process
 from textdiffusion.training import distributed
-from textdiffusion.training.data import (
-    load_caption_corpus,
-    load_corpus,
-    load_labelled_corpus,
-    load_pair_corpus,
-    load_parallel_corpus,
-    micro_batches,
-    pair_stream,
-)
+from textdiffusion.training.batches import micro_batches
 from textdiffusion.training.ema import EMA
-from textdiffusion.training.objectives import build_objective
 from textdiffusion.training.optim import build_optimizer, learning_rate
 from textdiffusion.training.state import (
     CheckpointState,
     TrainingDiverged,
-    TrainingError,
     find_checkpoints,
 )
+
+if TYPE_CHECKING:
+    from textdiffusion.training.builder import TrainingParts
 
 logger = logging.getLogger(__name__)
 
@@ -76,262 +48,55 @@ class TrainResult:
 
 
 class Trainer(CheckpointState):
-    """Holds the state of one run; `run()` trains to `config.steps` (or `--max-minutes`) and returns a TrainResult."""
+    """Holds the state of one run; `run()` trains to `config.steps` (or `--max-minutes`) and returns a TrainResult.
+
+    It is handed its parts (training/builder.py: `build_trainer` is the public path) and adds the execution: the
+    distributed wrapper, compilation, the optimiser, EMA, the noise generator and the dropout RNG stream.
+    """
 
     def __init__(
         self,
-        data: DataConfig,
+        parts: TrainingParts,
         config: TrainConfig,
         *,
         out: str | Path,
-        model: ModelConfig | None = None,
-        process: ProcessConfig | None = None,
-        sample: SampleConfig | None = None,
-        resume: bool = False,
-        init_from: str | None = None,
-        task: str = "generate",
-        denoise: DenoiseConfig | None = None,
+        info: distributed.DistInfo,
+        resume_from: Path | None = None,
         progress: bool = True,
     ) -> None:
-        self.config, self.out, self.progress = config, Path(out), progress
-        self.info = distributed.setup(config.device)
-        self.device = self.info.device
-        checkpoints = find_checkpoints(self.out)
-        if checkpoints and not resume:
-            raise TrainingError(
-                f"{self.out} already holds a training run ({checkpoints[-1].name}); pass --resume to continue it "
-                "or choose another --out"
-            )
-        self.resume_from = checkpoints[-1] if resume and checkpoints else None
-        if resume and self.resume_from is None:
-            logger.warning("--resume: no checkpoint in %s yet, starting a new run", self.out)
-
-        torch.manual_seed(config.seed)  # identical initial weights on every rank
-        init = None
-        if self.resume_from is not None:
-            ckpt = read_config(self.resume_from)
-            tokenizer = Tokenizer.load(self.resume_from / TOKENIZER_NAME)
-        elif init_from is not None:
-            init = load_pretrained(init_from)
-            ckpt, tokenizer = dataclasses.replace(init.config, task=task), init.tokenizer
-            if sample is not None:
-                ckpt.sample = sample
-        else:
-            ckpt, tokenizer = None, None
-        max_len = ckpt.model.max_len if ckpt else (model or ModelConfig()).max_len
-        seq_len = data.seq_len or max_len
-        task = ckpt.task if ckpt is not None and self.resume_from is not None else task
-        if task not in TASKS:
-            raise TrainingError(f"unknown task {task!r}; choose from {', '.join(TASKS)}")
-        if task != "style" and (data.targets or data.valid_targets):
-            raise TrainingError(
-                "--targets and --valid-targets are for --task style (aligned pairs)"
-            )
-        if task != "caption" and data.image_root:
-            raise TrainingError("--image-root is for --task caption")
-        if data.labels and (task != "style" or data.targets):
-            raise TrainingError(
-                "--labels is for attribute transfer (--task style without --targets): a file per label"
-            )
-        n_labels = 0
-        if task == "caption":
-            image_size = (ckpt.model if ckpt else (model or ModelConfig())).image_size
-            if not image_size:
-                raise TrainingError(
-                    "--task caption needs a model that reads images: set --image-size (e.g. 64)"
-                    + (f"; {init_from} has no image encoder" if init is not None else "")
-                )
-            pairs = load_caption_corpus(
-                data,
-                tokenizer=tokenizer,
-                info=self.info,
-                out=self.out,
-                max_len=max_len,
-                image_size=image_size,
-                # a resumed run keeps its caption length; a new or fine-tuning run takes its captions' longest
-                length=ckpt.task_config["length"] if self.resume_from is not None else None,
-            )
-            self.tokenizer = pairs.tokenizer
-            task_config = {"length": pairs.length}
-        elif task == "style" and data.labels:
-            if self.resume_from is not None and ckpt.task_config.get("labels") != list(data.labels):
-                raise TrainingError(
-                    f"--labels {list(data.labels)} differ from the run's {ckpt.task_config.get('labels')}"
-                )
-            pairs = load_labelled_corpus(
-                data,
-                tokenizer=tokenizer,
-                info=self.info,
-                out=self.out,
-                max_len=max_len,
-                # a resumed run keeps its line length; a new or fine-tuning run takes its lines' longest
-                length=ckpt.task_config["length"] if self.resume_from is not None else None,
-            )
-            self.tokenizer = pairs.tokenizer
-            n_labels = len(pairs.labels)
-            if ckpt is not None and ckpt.model.n_labels != n_labels:
-                raise TrainingError(
-                    f"the model has {ckpt.model.n_labels} labels, and --labels gives {n_labels}"
-                )
-            task_config = {"labels": pairs.labels, "length": pairs.length}
-        elif task == "style":
-            pairs = load_parallel_corpus(
-                data,
-                tokenizer=tokenizer,
-                info=self.info,
-                out=self.out,
-                max_len=max_len,
-                # a resumed run keeps its length rule; a new or fine-tuning run fits one to its pairs
-                length=LengthRule(**ckpt.task_config) if self.resume_from is not None else None,
-            )
-            self.tokenizer = pairs.tokenizer
-            task_config = dataclasses.asdict(pairs.length)
-        elif task == "denoise":
-            denoise = denoise or DenoiseConfig(**(ckpt.task_config if ckpt else {}))
-            pairs = load_pair_corpus(
-                data,
-                tokenizer=tokenizer,
-                info=self.info,
-                out=self.out,
-                max_chars=denoise.max_chars,
-                words=denoise.words,
-            )
-            self.tokenizer = pairs.tokenizer
-            task_config = dataclasses.asdict(denoise)
-        else:
-            task_config = {}
-            corpus = load_corpus(
-                data, tokenizer=tokenizer, info=self.info, out=self.out, seq_len=seq_len
-            )
-            self.tokenizer = corpus.tokenizer
-        if ckpt is None:
-            model_config = dataclasses.replace(
-                model or ModelConfig(), vocab_size=self.tokenizer.vocab_size, n_labels=n_labels
-            )
-            if config.objective == "ar":
-                model_config = dataclasses.replace(model_config, causal=True)
-            process = process or ProcessConfig()
-            if process.name == "gaussian":  # the network reads the codes of the ids
-                model_config = dataclasses.replace(
-                    model_config, input_dim=analog_bits(self.tokenizer.vocab_size)
-                )
-            ckpt = CheckpointConfig(
-                model=model_config,
-                process=process,
-                sample=sample or SampleConfig(),
-                objective=config.objective,
-                task=task,
-                task_config=task_config,
-            )
-        elif init is not None:
-            # fine-tuning: record this run's task settings (noise rates, length rule), not the original's
-            ckpt = dataclasses.replace(ckpt, task_config=task_config)
-        if ckpt.objective != config.objective:
-            raise TrainingError(
-                f"--objective {config.objective} does not match the checkpoint's objective {ckpt.objective}"
-            )
-        self.ckpt_config = ckpt
-        self.seq_len = data.seq_len or ckpt.model.max_len
-        if self.seq_len > ckpt.model.max_len:
-            raise TrainingError(
-                f"--seq-len {self.seq_len} exceeds the model's max length {ckpt.model.max_len}"
-            )
-
-        self.net = DiffusionTransformer(ckpt.model).to(self.device)
-        if init is not None:
-            self.net.load_state_dict(init.model.state_dict())
-        self.process = build_process(
-            ckpt.process,
-            mask_id=self.tokenizer.mask_id,
-            vocab_size=self.tokenizer.vocab_size,
-            special_ids=self.tokenizer.special_ids,
-        )
-        self.objective = build_objective(
-            config.objective,
-            process=self.process,
-            bos_id=self.tokenizer.bos_id,
-            # a gain on CPUs; on an H200 the row selection's host-device syncs cost more than it saves (0.92-0.99x,
-            # `bench/profile_step.py --device cuda`), and data-dependent shapes would break a compiled graph
-            sparse_logits=self.device.type == "cpu" and not config.compile,
-        )
-        self.model = distributed.wrap(self.net, self.info, parallel=config.parallel)
+        self.config, self.out, self.info, self.progress = config, Path(out), info, progress
+        self.device, self.resume_from = info.device, resume_from
+        self.net, self.tokenizer, self.process = parts.net, parts.tokenizer, parts.process
+        self.objective, self.stream, self.valid = parts.objective, parts.stream, parts.valid
+        self.ckpt_config = parts.checkpoint
+        self.model = distributed.wrap(self.net, info, parallel=config.parallel)
         if config.compile:
             self.model = torch.compile(self.model)
             self.objective.compile()
         self.optimizer = build_optimizer(self.net, config)
         self.ema = EMA(self.net, decay=config.ema_decay) if config.ema_decay > 0 else None
-        placement = dict(
-            batch_size=config.batch_size, rank=self.info.rank, world_size=self.info.world_size
-        )
-        if task == "denoise":
-            streams = dict(
-                tokenizer=self.tokenizer,
-                max_tokens=ckpt.model.max_len,
-                word_counts=pairs.word_counts,
-                **placement,
-            )
-            self.stream = pair_stream(
-                pairs.train, denoise, seed=config.seed, workers=denoise.workers, **streams
-            )
-            valid = (
-                pair_stream(pairs.valid, denoise, seed=config.seed + 1, **streams)
-                if pairs.valid
-                else None
-            )
-        elif task in ("style", "caption"):
-            fixed = dict(pad_id=self.tokenizer.pad_id, length=pairs.length, **placement)
-
-            def fixed_stream(items, seed: int, train: bool):
-                """Training batches (label dropout, random crops) or validation ones of fixed items."""
-                if task == "caption":
-                    return CaptionStream(
-                        pairs.images,
-                        items,
-                        image_size=ckpt.model.image_size,
-                        augment=train,
-                        seed=seed,
-                        **fixed,
-                    )
-                if data.labels:
-                    dropout = data.label_dropout if train else 0.0
-                    return LabelStream(
-                        items, n_labels=n_labels, dropout=dropout, seed=seed, **fixed
-                    )
-                return ParallelPairStream(items, seed=seed, **fixed)
-
-            self.stream = fixed_stream(pairs.train, config.seed, True)
-            valid = fixed_stream(pairs.valid, config.seed + 1, False) if pairs.valid else None
-        if task in ("denoise", "style", "caption"):
-            self.valid = [valid.next_batch() for _ in range(config.eval_batches)] if valid else []
-            # clean characters of this rank's targets (decode drops the PADs): bits/char for any tokenizer
-            self.valid_chars = sum(
-                len(self.tokenizer.decode(row))
-                for batch in self.valid
-                for row in batch["target"].tolist()
-            )
-        else:
-            self.stream = BatchStream(
-                corpus.train, seq_len=self.seq_len, seed=config.seed, **placement
-            )
-            self.valid = chunk_stream(corpus.valid, self.seq_len)[
-                : config.eval_batches * config.batch_size
-            ]
-            self.valid_chars = (
-                len(self.tokenizer.decode(self.valid.reshape(-1).tolist()))
-                if len(self.valid)
-                else 0
-            )
-        self.noise = torch.Generator(device=self.device).manual_seed(
-            config.seed * 1000 + self.info.rank
-        )
-        torch.manual_seed(config.seed * 1000 + self.info.rank)  # dropout differs between ranks
+        seed = config.seed * 1000 + info.rank  # noise and dropout differ between ranks
+        self.noise = torch.Generator(device=self.device).manual_seed(seed)
+        self.rng_state = _seeded_rng_state(seed, self.device)
         self.step = 0
         self.started: float | None = None
         self.time_fraction = 0.0  # of the --max-minutes budget, as of the last log step
         self.tokens_seen = 0  # on this rank, prefix and padding included (for the tokens/s display)
-        if self.resume_from is not None:
-            self._load_state(load_training_state(self.resume_from))
+        if resume_from is not None:
+            self._load_state(load_training_state(resume_from))
         self.autocast = self.device.type == "cuda" and config.precision in ("auto", "bf16")
+
+    @contextlib.contextmanager
+    def _own_rng(self):
+        """Run with the trainer's own global-RNG stream (dropout draws from the global RNG), then give the caller
+        back its state: the run is reproducible and resumable, and touches no one else's randomness."""
+        cuda = self.device.type == "cuda"
+        with torch.random.fork_rng(devices=[self.device] if cuda else [], device_type="cuda"):
+            torch.set_rng_state(self.rng_state["torch"])
+            if cuda:
+                torch.cuda.set_rng_state(self.rng_state["cuda"], self.device)
+            yield
+            self.rng_state = _rng_state(self.device)
 
     # -- evaluation ---------------------------------------------------------------------------------------------
     @torch.no_grad()
@@ -346,9 +111,9 @@ class Trainer(CheckpointState):
             load_weights(model, self._ema_state(weights_state(model)), where="EMA")
         try:
             return (
-                self._evaluate_pairs(model)
-                if isinstance(self.valid, list)
-                else self._evaluate_lm(model)
+                self._evaluate_lm(model)
+                if self.valid.windows is not None
+                else self._evaluate_pairs(model)
             )
         finally:
             if backup is not None:
@@ -358,7 +123,7 @@ class Trainer(CheckpointState):
     def _evaluate_lm(self, model: torch.nn.Module) -> tuple[float, float]:
         model.eval()
         shard = torch.from_numpy(
-            self.valid[self.info.rank :: self.info.world_size].astype(np.int64)
+            self.valid.windows[self.info.rank :: self.info.world_size].astype(np.int64)
         )
         valid_mask = torch.ones_like(shard, dtype=torch.bool)
         with self._autocast():
@@ -387,16 +152,16 @@ class Trainer(CheckpointState):
             torch.tensor([nll.sum().item(), shard.numel()], device=self.device)
         )
         nats, tokens = float(total[0]), float(total[1])
-        return nats / tokens, nats / max(1, self.valid_chars) / LN2
+        return nats / tokens, nats / max(1, self.valid.chars) / LN2
 
     def _evaluate_pairs(self, model: torch.nn.Module) -> tuple[float, float]:
         """ELBO of the fixed validation pairs, with fixed noise draws: (nats per target token, bits per clean target
         character). Target tokens include the learnt trailing PADs, so the length of the output is paid for."""
         model.eval()
         generator = torch.Generator(device=self.device).manual_seed(1234)
-        total = torch.tensor([0.0, 0.0, float(self.valid_chars)], device=self.device)
+        total = torch.tensor([0.0, 0.0, float(self.valid.chars)], device=self.device)
         with self._autocast():
-            for batch in self.valid:
+            for batch in self.valid.batches:
                 for x0, kwargs in micro_batches(batch, self.config.grad_accum, self.device):
                     loss = self.objective(model, x0, generator=generator, **kwargs)
                     n = kwargs["attention_mask"].sum()
@@ -432,7 +197,7 @@ class Trainer(CheckpointState):
         total = torch.zeros((), device=self.device)
         for i, (x0, kwargs) in enumerate(pieces):
             sync = i == micro - 1 or not hasattr(self.model, "no_sync")
-            with contextlib.nullcontext() if sync else self.model.no_sync():
+            with contextlib.nullcontext() if sync else self.model.no_sync(), self._own_rng():
                 with self._autocast():
                     loss = self.objective(self.model, x0, generator=self.noise, **kwargs)
                 (loss / micro).backward()
@@ -543,6 +308,16 @@ class Trainer(CheckpointState):
         )
 
 
-def train(data: DataConfig, config: TrainConfig, *, out: str | Path, **kwargs) -> TrainResult:
-    """Train a model (see `Trainer` for the arguments) and return its TrainResult."""
-    return Trainer(data, config, out=out, **kwargs).run()
+def _rng_state(device: torch.device) -> dict[str, torch.Tensor | None]:
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+    }
+
+
+def _seeded_rng_state(seed: int, device: torch.device) -> dict[str, torch.Tensor | None]:
+    """The global-RNG state that `torch.manual_seed(seed)` makes, without leaving it set."""
+    cuda = device.type == "cuda"
+    with torch.random.fork_rng(devices=[device] if cuda else [], device_type="cuda"):
+        torch.manual_seed(seed)
+        return _rng_state(device)

@@ -1,0 +1,73 @@
+"""Language modelling: unconditional generation, prompt completion and infilling, trained on packed windows of
+text. Pipelines: `GenerationPipeline` (generate.py) and `InfillPipeline` (infill.py)."""
+
+from __future__ import annotations
+
+import logging
+
+from textdiffusion.data import (
+    BatchStream,
+    chunk_stream,
+    pack_documents,
+    read_documents,
+    split_stream,
+)
+from textdiffusion.task_config import LMConfig
+from textdiffusion.tasks.base import (
+    Task,
+    TaskData,
+    TaskRequest,
+    ValidationSet,
+    ensure_tokenizer,
+    load_documents,
+)
+from textdiffusion.tasks.lm.generate import GenerationOutput, GenerationPipeline
+from textdiffusion.tasks.lm.infill import InfillOutput, InfillPipeline
+
+logger = logging.getLogger(__name__)
+
+
+class LMTask(Task):
+    name = "generate"
+    trains = "language models"
+    config_class = LMConfig
+    pipeline = GenerationPipeline
+    processes = ("masked", "uniform", "gaussian")
+
+    def prepare(self, request: TaskRequest) -> TaskData:
+        """Tokenize and pack the training text into one stream; --valid, or its tail, for validation."""
+        data = request.data
+        documents = load_documents(data)
+        tokenizer = ensure_tokenizer(documents, request)
+        stream = pack_documents(tokenizer.encode_batch(documents), eos_id=tokenizer.eos_id)
+        if data.valid:
+            valid_docs = list(read_documents(data.valid, jsonl_field=data.jsonl_field))
+            valid = pack_documents(tokenizer.encode_batch(valid_docs), eos_id=tokenizer.eos_id)
+            train = stream
+        else:
+            train, valid = split_stream(
+                stream, valid_fraction=data.valid_fraction, seq_len=request.seq_len or 2
+            )
+        logger.info("%d training tokens, %d validation tokens", len(train), len(valid))
+        windows = chunk_stream(valid, request.seq_len)[: request.eval_batches * request.batch_size]
+        chars = len(tokenizer.decode(windows.reshape(-1).tolist())) if len(windows) else 0
+        return TaskData(
+            tokenizer=tokenizer,
+            config=request.config or LMConfig(),
+            train=BatchStream(
+                train, seq_len=request.seq_len, seed=request.seed, **request.placement
+            ),
+            valid=ValidationSet(chars=chars, windows=windows),
+        )
+
+
+TASK = LMTask()
+
+__all__ = [
+    "TASK",
+    "GenerationOutput",
+    "GenerationPipeline",
+    "InfillOutput",
+    "InfillPipeline",
+    "LMTask",
+]

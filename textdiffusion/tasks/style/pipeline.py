@@ -1,0 +1,289 @@
+"""Style transfer, in two forms.
+
+- **From aligned pairs**, e.g. modern English into Shakespeare's (`textdiffusion train --task style --data modern.txt
+  --targets original.txt`). The source line is the conditioning prefix, never noised; the rewrite is generated from
+  all-masked target positions (their number set by the model's length rule, the rest learnt PADs), as in denoising.
+- **Of an attribute**, learnt from texts with labels only, e.g. review sentiment (`textdiffusion train --task style
+  --data neg.txt pos.txt --labels negative positive`). The model learns p(text | label) with the label sometimes
+  dropped. To move a line to label y, the words that y makes least likely, log p(x_i | no label) - log p(x_i | y)
+  with each token masked in turn (its attribute markers), are masked, with a few positions after the text, and
+  regenerated under y with classifier-free guidance; every other token is kept. PADs a regenerated position turns
+  into are dropped, so the line can also shrink.
+
+Each line of a text is rewritten on its own; empty lines stay empty, a line too long for the model's context is
+rewritten in pieces cut at spaces, and a line with characters the model never saw is left as it is (with a warning).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Callable, Sequence
+
+import torch
+
+from textdiffusion.data.seq2seq import chunk_text
+from textdiffusion.networks import Cond
+from textdiffusion.tasks.pipeline import DiffusionPipeline, InputError, tokenizer_coverage
+from textdiffusion.tasks.style.pairs import LengthRule, growth
+
+
+@dataclasses.dataclass
+class StyleOutput:
+    texts: list[str]
+    seconds: float
+    network_calls: int
+    warnings: list[str] = dataclasses.field(default_factory=list)
+    """Lines returned unchanged, and why (characters the model never saw)."""
+
+
+MARKER_NATS = 0.5
+"""A word is an attribute marker if the target label makes one of its tokens at least this much less likely (in nats,
+log p(x_i | no label) - log p(x_i | label)): about 1.6 times. Content words score near 0 either way."""
+
+
+class StylePipeline(DiffusionPipeline):
+    """`pipe(["I will not fight with you."])` -> StyleOutput with the rewritten texts; for an attribute model,
+    `pipe(["the food was cold ."], to="positive")`."""
+
+    task = "style"
+
+    def __init__(self, pretrained) -> None:
+        super().__init__(pretrained)
+        if self.config.task != self.task:
+            raise InputError(
+                f"{pretrained.path} is a {self.config.task!r} model; style transfer needs one trained with "
+                "`textdiffusion train --task style`"
+            )
+        settings = self.config.task_config
+        self.labels: list[str] | None = list(settings.labels) or None
+        if self.labels:  # attribute transfer: lines of `positions` tokens, text then learnt PADs
+            self.positions = settings.length
+            self.fits = max(
+                (n for n in range(self.positions + 1) if n + growth(n) <= self.positions), default=0
+            )
+        else:
+            self.length = LengthRule(ratio=settings.ratio, slack=settings.slack)
+            # the longest source (tokens) that fits the context with its rewrite
+            self.fits = max(
+                (n for n in range(self.max_len) if n + self.length(n) <= self.max_len), default=0
+            )
+        if self.fits < 1:
+            raise InputError(f"{pretrained.path}: no source fits the context with its rewrite")
+
+    def _allowed_specials(self) -> set[int]:
+        return {self.tokenizer.pad_id}  # trailing PADs end the rewrite
+
+    def __call__(
+        self,
+        texts: str | Sequence[str],
+        *,
+        batch_size: int = 64,
+        seed: int | None = 0,
+        callback: Callable | None = None,
+        progress: Callable[[int, int], None] | None = None,
+        to: str | None = None,
+        strength: float = 0.3,
+        guidance: float = 2.0,
+        **sampling,
+    ) -> StyleOutput:
+        """Rewrite each text, line by line. `sampling`: steps, sampler, temperature, threshold (None: the model's
+        saved defaults). Attribute models: `to` is the label to move the text to; `strength` the largest share of a
+        line's words regenerated (markers only: see `MARKER_NATS`); `guidance` the classifier-free guidance scale
+        (1: none)."""
+        if self.labels:
+            if to not in self.labels:
+                raise InputError(
+                    f"this model moves text between the attributes {self.labels}: pass to= one of them"
+                    + ("" if to is None else f", not {to!r}")
+                )
+            if not 0.0 < strength <= 1.0:
+                raise InputError(f"strength must be in (0, 1], got {strength}")
+        elif to is not None:
+            raise InputError(
+                "this model was trained on aligned pairs and has no attributes: leave out to="
+            )
+        texts = [texts] if isinstance(texts, str) else list(texts)
+        if not all(isinstance(t, str) for t in texts):
+            raise InputError("texts must be strings")
+        if batch_size < 1:
+            raise InputError(f"batch_size must be at least 1, got {batch_size}")
+        lines = [line.strip() for text in texts for line in text.split("\n")]
+        usable, warnings = [], []  # distinct non-empty lines, each encoded once
+        for line in dict.fromkeys(line for line in lines if line):
+            unknown = tokenizer_coverage(self.tokenizer, line)
+            if unknown:  # left as it is, not dropped: one odd line must not fail a whole file
+                warnings.append(
+                    f"left unchanged (characters the model never saw, {''.join(unknown)!r}): {line!r}"
+                )
+            else:
+                usable.append(line)
+        ids = dict(zip(usable, self.tokenizer.encode_batch(usable)))
+        plans = {line: self._pieces(line, len(ids[line])) for line in usable}
+        todo = list(dict.fromkeys(piece for plan in plans.values() for piece in plan))
+        cut = [
+            piece for piece in todo if piece not in ids
+        ]  # pieces of lines too long for the context
+        ids.update(zip(cut, self.tokenizer.encode_batch(cut)))
+        start = time.perf_counter()
+        if self.labels:
+            outputs, calls = self.move_attribute(
+                [ids[piece] for piece in todo],
+                self.labels.index(to),
+                strength=strength,
+                guidance=guidance,
+                batch_size=batch_size,
+                seed=seed,
+                callback=callback,
+                progress=progress,
+                **sampling,
+            )
+        else:
+            outputs, calls = self.generate_targets(
+                [ids[piece] for piece in todo],
+                self.length,
+                batch_size=batch_size,
+                seed=seed,
+                callback=callback,
+                progress=progress,
+                **sampling,
+            )
+        table = dict(zip(todo, (self.tokenizer.decode(row).strip() for row in outputs)))
+        rewritten = [
+            " ".join(table[piece] for piece in plans[line]) if line in plans else line
+            for line in lines
+        ]
+        texts_out, position = [], 0
+        for text in texts:
+            n = text.count("\n") + 1
+            texts_out.append("\n".join(rewritten[position : position + n]))
+            position += n
+        return StyleOutput(
+            texts=texts_out,
+            seconds=time.perf_counter() - start,
+            network_calls=calls,
+            warnings=warnings,
+        )
+
+    def _pieces(self, line: str, n_tokens: int | None = None) -> list[str]:
+        """`line` (stripped, non-empty; `n_tokens` of them if known) in pieces that fit the context with their
+        rewrites, cut at spaces."""
+        if n_tokens is None:
+            n_tokens = len(self.tokenizer.encode(line))
+        if n_tokens <= self.fits:
+            return [line]
+        fits = lambda text: len(self.tokenizer.encode(text)) <= self.fits  # noqa: E731
+        pieces, current = [], ""
+        for word in line.split():
+            candidate = f"{current} {word}" if current else word
+            if fits(candidate):
+                current = candidate
+                continue
+            if current:
+                pieces.append(current)
+            if fits(word):
+                current = word
+            else:  # a word longer than the context: cut by characters (a token spells at least one)
+                pieces += [p for p in chunk_text(word, self.fits) if p]
+                current = ""
+        return pieces + ([current] if current else [])
+
+    @torch.no_grad()
+    def marker_scores(
+        self, x: torch.Tensor, text: torch.Tensor, label: int, *, passes: int = 4, generator=None
+    ) -> torch.Tensor:
+        """log p(x_i | no label) - log p(x_i | label) (B, L) at the `text` positions of ids x (B, L) (-inf
+        elsewhere): how much the label disfavours each token, read with the token masked. The text positions are
+        split into `passes` random groups, each masked in one pass (with both labels in one doubled call)."""
+        B, L = x.shape
+        mask_id, null = self.tokenizer.mask_id, self.model.config.n_labels
+        group = torch.rand(B, L, generator=generator).to(x.device).argsort(dim=1) % passes
+        scores = torch.full((B, L), float("-inf"), device=x.device)
+        labels = torch.cat([torch.full((B,), label), torch.full((B,), null)]).to(x.device)
+        for g in range(passes):
+            hide = text & (group == g)
+            xt = torch.where(hide, mask_id, x)
+            logits = self.model(xt.repeat(2, 1), None, cond=Cond(label=labels)).float()
+            logp = logits.log_softmax(dim=-1).gather(-1, x.repeat(2, 1)[..., None])[..., 0]
+            with_label, without = logp.chunk(2)
+            scores = torch.where(hide, without - with_label, scores)
+        return scores
+
+    @torch.no_grad()
+    def move_attribute(
+        self,
+        sources: Sequence[Sequence[int]],
+        label: int,
+        *,
+        strength: float,
+        guidance: float,
+        batch_size: int = 64,
+        seed: int | None = 0,
+        passes: int = 4,
+        callback: Callable | None = None,
+        progress: Callable[[int, int], None] | None = None,
+        **sampling,
+    ) -> tuple[list[list[int]], int]:
+        """Move each source (token ids, at most `self.fits` of them) to `label`: the tokens of its
+        `ceil(strength * words)` most label-disfavoured words (of those over `MARKER_NATS`) and `growth(n)`
+        positions after it are regenerated under the label, the rest kept; a source without such words is kept whole.
+        The markers are read in `passes` calls. Returns the rewrites' ids (PADs dropped) and the network calls."""
+        generator = self.generator(seed)
+        pad, mask_id = self.tokenizer.pad_id, self.tokenizer.mask_id
+        outputs: list[list[int]] = []
+        calls = 0
+        for first in range(0, len(sources), batch_size):
+            rows = sources[first : first + batch_size]
+            B = len(rows)
+            x = torch.full((B, self.positions), pad, dtype=torch.long)
+            text = torch.zeros(B, self.positions, dtype=torch.bool)
+            for i, row in enumerate(rows):
+                x[i, : len(row)] = torch.tensor(row, dtype=torch.long)
+                text[i, : len(row)] = True
+            x, text = x.to(self.device), text.to(self.device)
+            scores = self.marker_scores(x, text, label, passes=passes, generator=generator).cpu()
+            calls += passes
+            regenerate = torch.zeros_like(text, device="cpu")
+            for i, row in enumerate(rows):
+                markers = self._markers(row, scores[i], strength)
+                if markers.any():  # a line without markers is left as it is
+                    regenerate[i, : len(row)] = markers
+                    regenerate[i, len(row) : len(row) + growth(len(row))] = True
+            regenerate = regenerate.to(self.device)
+            out = self.sample(
+                (B, self.positions),
+                generator=generator,
+                x_init=torch.where(regenerate, mask_id, x),
+                fixed=~regenerate,
+                cond=Cond(label=torch.full((B,), label, device=self.device)),
+                callback=callback,
+                guidance=guidance,
+                **sampling,
+            )
+            calls += out.network_calls
+            outputs += [[i for i in row if i != pad] for row in out.ids.tolist()]
+            if progress is not None:
+                progress(first + B, len(sources))
+        return outputs, calls
+
+    def _markers(self, row: Sequence[int], scores: torch.Tensor, strength: float) -> torch.Tensor:
+        """bool (len(row),): the tokens of the words to regenerate. A word's score is its tokens' highest; whitespace
+        is never chosen."""
+        pieces = [self.tokenizer.decode([i]) for i in row]
+        words: list[list[int]] = []
+        after_space = True
+        for position, piece in enumerate(pieces):
+            if not piece.strip():
+                after_space = True
+                continue
+            if after_space or piece[0].isspace():
+                words.append([])
+            words[-1].append(position)
+            after_space = piece[-1].isspace()
+        chosen = torch.zeros(len(row), dtype=torch.bool)
+        best = sorted(words, key=lambda w: -float(scores[w].max()))
+        for word in best[: math.ceil(strength * len(words))]:
+            if float(scores[word].max()) > MARKER_NATS:
+                chosen[word] = True
+        return chosen
