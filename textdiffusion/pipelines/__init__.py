@@ -2,6 +2,7 @@
 
 from textdiffusion.pipelines.base import DiffusionPipeline, InputError, SampleOutput
 from textdiffusion.pipelines.caption import CaptionOutput, CaptionPipeline
+from textdiffusion.pipelines.denoise import DenoiseOutput, DenoisePipeline
 from textdiffusion.pipelines.generate import GenerationOutput, GenerationPipeline
 from textdiffusion.pipelines.infill import InfillOutput, InfillPipeline
 from textdiffusion.pipelines.style import StyleOutput, StylePipeline
@@ -9,6 +10,8 @@ from textdiffusion.pipelines.style import StyleOutput, StylePipeline
 __all__ = [
     "CaptionOutput",
     "CaptionPipeline",
+    "DenoiseOutput",
+    "DenoisePipeline",
     "DiffusionPipeline",
     "GenerationOutput",
     "GenerationPipeline",
