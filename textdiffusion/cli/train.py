@@ -38,6 +38,9 @@ class TrainArgs:
     """Override the preset's context length (tokens)."""
     dropout: float = 0.0
     """Dropout in the network."""
+    block_size: int = 0
+    """Block diffusion (BD3-LM): denoise blocks of this many tokens, each given the clean blocks before it, and
+    sample block after block with a KV cache (any --length); must divide --max-len. 0: the whole context at once."""
     image_size: int | None = None
     """--task caption: side of the square images the model reads (default 64)."""
     patch_size: int = 8
@@ -75,6 +78,13 @@ def run_settings(args: TrainArgs) -> dict:
         raise CLIError(f"--process {args.process} trains language models only (--task generate)")
     if args.image_size is not None and args.task != "caption":
         raise CLIError("--image-size is for --task caption")
+    if args.block_size and (
+        unmasked or args.task != "generate" or args.init_from or args.train.objective != "diffusion"
+    ):
+        raise CLIError(
+            "--block-size trains a new masked-diffusion language model (--process masked, --task generate, "
+            "--objective diffusion, no --init-from)"
+        )
     if args.task == "caption":
         overrides.update(
             image_size=args.image_size or 64,
@@ -84,6 +94,7 @@ def run_settings(args: TrainArgs) -> dict:
     try:
         model = ModelConfig(
             **{**PRESETS[args.preset], **overrides, "dropout": args.dropout},
+            block_size=args.block_size,
             # without masks the amount of noise cannot be read off x_t, so the network is told t
             time_conditioning=unmasked,
         )
@@ -97,6 +108,8 @@ def run_settings(args: TrainArgs) -> dict:
         sample = SampleConfig(sampler="confidence", steps=32, threshold=0.9, temperature=0.1)
     elif unmasked:
         sample = SampleConfig(sampler="ancestral")
+    elif args.block_size:
+        sample = SampleConfig(sampler="block")
     return dict(
         model=model,
         process=process,

@@ -253,6 +253,7 @@ class Trainer(CheckpointState):
             # a gain on CPUs; on an H200 the row selection's host-device syncs cost more than it saves (0.92-0.99x,
             # `bench/profile_step.py --device cuda`), and data-dependent shapes would break a compiled graph
             sparse_logits=self.device.type == "cpu" and not config.compile,
+            block_size=ckpt.model.block_size,
         )
         self.model = distributed.wrap(self.net, self.info, parallel=config.parallel)
         if config.compile:
