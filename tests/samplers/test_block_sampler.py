@@ -108,9 +108,22 @@ def test_a_sample_beyond_memory_fails_before_allocating(block_model, masked_proc
     assert sampling_bytes(config, (2, 8000)) > sampling_bytes(config, (2, 4000))
 
 
+def test_one_block_of_the_whole_context_samples_as_the_cached_sampler(tiny_model, masked_process):
+    """Block size = context is today's masked model: the same ids as `cached`, for a model without blocks and for
+    a block model with one block (same weights)."""
+    whole = DiffusionTransformer(dataclasses.replace(tiny_model.config, block_size=16)).eval()
+    whole.load_state_dict(tiny_model.state_dict())
+    for steps in (4, 32):
+        reference = sample_cached(
+            tiny_model, masked_process, (3, 16), steps, generator=torch.Generator().manual_seed(2)
+        )
+        assert torch.equal(draw(tiny_model, masked_process, (3, 16), steps, seed=2), reference)
+        assert torch.equal(draw(whole, masked_process, (3, 16), steps, seed=2), reference)
+
+
 def test_wrong_models_and_options_fail_clearly(tiny_model, block_model, masked_process):
-    with pytest.raises(ValueError, match="block diffusion model"):
-        draw(tiny_model, masked_process, (1, 8))
+    with pytest.raises(ValueError, match="cannot sample 20 tokens.*--block-size"):
+        draw(tiny_model, masked_process, (1, 20))
     with pytest.raises(ValueError, match="--sampler block"):
         sample_cached(block_model, masked_process, (1, 8), 4)
     with pytest.raises(ValueError, match="padding"):

@@ -29,7 +29,7 @@ def sampling_bytes(config, shape: tuple[int, int], *, use_cache: bool = True) ->
     state, fixed positions), the KV cache of one context window, and the activations and logits of one call over a
     full window (a slide re-encodes it; without the cache every call reads the two streams, 2 * max_len)."""
     batch, length = shape
-    block = config.block_size
+    block = config.block_size or length
     total = math.ceil(length / block) * block
     window = config.max_len * (1 if use_cache else 2)
     ids = batch * total * (8 + 8 + 1)
@@ -95,13 +95,13 @@ def sample_block(
 
     Within a block: `steps` ancestral steps of masked diffusion from `t_start` to 0 (MDLM eq. 7, `reverse_step`),
     the network called again only after a step revealed a token (its prediction depends on the tokens alone: MDLM's
-    caching), and the block done once nothing is masked. A block whose positions are all `fixed` (a prompt) costs
-    no step. The last block may be cut: it is
-    generated whole and truncated, which leaves the distribution of the kept tokens unchanged (nothing before
-    depends on it).
+    caching), until nothing is masked. A block whose positions are all `fixed` (a prompt) costs no step. The last
+    block may be cut: it is generated whole and truncated, which leaves the distribution of the kept tokens
+    unchanged (nothing before depends on it).
 
     Args:
-        model: a block diffusion model (`model.config.block_size` > 0).
+        model: a block diffusion model (`model.config.block_size` > 0); a model without blocks is sampled as one
+            block of the whole text (`length` within its context).
         process: the masked process.
         shape: (B, length) of the ids to generate.
         steps: refinement steps per block.
@@ -117,21 +117,25 @@ def sample_block(
         int64 ids (B, length).
     """
     config = model.config
-    block = getattr(config, "block_size", 0)
-    if not block:
+    batch, length = shape
+    # a model without blocks is one block of the whole text: the cached ancestral sampler within its context
+    block = getattr(config, "block_size", 0) or length
+    if not config.block_size and length > config.max_len:
         raise ValueError(
-            "the block sampler needs a block diffusion model (train --block-size B); use 'cached'"
+            f"cannot sample {length} tokens: the model's context is {config.max_len} (a block diffusion "
+            "model, train --block-size B, slides its window over any length)"
         )
     mask_id = getattr(process, "mask_id", None)
     if mask_id is None:
-        raise ValueError(f"block diffusion is masked diffusion; got {process!r}")
+        raise ValueError(
+            f"the block sampler unmasks tokens and needs a masked process, not {process!r}"
+        )
     if attention_mask is not None and not bool(attention_mask.all()):
         raise ValueError("the block sampler generates whole texts: it takes no padding mask")
     if steps <= 0:
         raise ValueError(f"steps must be positive, got {steps}")
     device = next(model.parameters()).device
     check_sampling_memory(config, shape, device=device, use_cache=use_cache)
-    batch, length = shape
     if x_init is not None and tuple(x_init.shape) != tuple(shape):
         raise ValueError(f"x_init has shape {tuple(x_init.shape)}, expected {tuple(shape)}")
     if fixed is not None and x_init is None:
@@ -143,16 +147,12 @@ def sample_block(
         if fixed is not None:
             pad = torch.zeros(batch, total - length, dtype=torch.bool, device=device)
             fixed = torch.cat([fixed.to(device).bool(), pad], dim=1)
-    keep = config.max_len - block  # clean tokens a block reads at most
     grid = time_grid(steps, t_start, device=device)
     times = grid.tolist() if callback is not None else None
-    positions = torch.arange(config.max_len, device=device)  # sliced per call: no copy per step
-    cache = new_cache(model, batch, config.max_len) if use_cache else None
-    window_start, written = 0, 0  # the cache holds clean keys of ids[:, window_start:written]
+    reader = _BlockReader(model, batch, use_cache=use_cache and bool(config.block_size))
     count = 0
     for start in range(0, total, block):
         end = start + block
-        first = max(0, start - keep)  # the window this block reads: ids[:, first:end]
         xb, init_b, fixed_b = initial_state(
             process,
             (batch, block),
@@ -162,30 +162,14 @@ def sample_block(
             fixed=None if fixed is None else fixed[:, start:end],
             t_start=t_start,
         )
-        if bool((xb == mask_id).any()):
-            logits = None
+        if bool((xb == mask_id).any()):  # else a fixed block: nothing to draw, no call
+            logits, stale, masked_left = None, True, True
             for step in range(steps):
                 t, s = grid[step].expand(batch), grid[step + 1].expand(batch)
-                if logits is None and cache is not None:
-                    if (
-                        first != window_start
-                    ):  # the window slid: re-encode its clean part from position 0
-                        window_start, written = first, first
-                    tokens = torch.cat([ids[:, written:start], xb], dim=1)  # (B, n + block)
-                    out = torch.zeros(tokens.shape, dtype=torch.bool, device=device)
-                    out[:, -block:] = True  # logits of the noisy block only
-                    logits = model(
-                        tokens,
-                        t,
-                        cond=cond,
-                        cache=cache,
-                        positions=positions[written - first : end - first],
-                        output_mask=out,
-                    ).view(batch, block, -1)  # (B, block, V)
-                    written = start
-                elif logits is None:
-                    window = torch.cat([ids[:, first:start], xb], dim=1)  # (B, end - first)
-                    logits = model(window, t, x0=window, cond=cond)[:, -block:]  # (B, block, V)
+                if (
+                    stale and masked_left
+                ):  # a new state with tokens left to reveal: a new prediction
+                    logits, stale = reader(ids, start, xb, t, cond=cond), False  # (B, block, V)
                 xs = process.reverse_step(
                     logits, xb, t, s, generator=generator, temperature=temperature, top_p=top_p
                 )
@@ -195,10 +179,50 @@ def sample_block(
                     callback(count, times[step + 1], text, logits)
                 count += 1
                 if not torch.equal(xs, xb):
-                    logits = None
-                    if not bool((xs == mask_id).any()):  # done early: no call for the steps left
-                        xb = xs
-                        break
+                    stale, masked_left = True, bool((xs == mask_id).any())
                 xb = xs
         ids[:, start:end] = xb
     return ids[:, :length]
+
+
+class _BlockReader:
+    """The network's predictions (B, block, V) for the block at `start` given the clean ids before it.
+
+    With the cache, the first call of a block also writes the clean blocks finished since the last call (their
+    keys and values at their window positions); a window that slid is re-encoded from position 0. Without it, each
+    call runs the two streams over the whole window (the reference). A model without blocks reads the block alone.
+    """
+
+    def __init__(self, model: torch.nn.Module, batch: int, *, use_cache: bool) -> None:
+        config = model.config
+        self.model, self.block_size, self.max_len = model, config.block_size, config.max_len
+        device = next(model.parameters()).device
+        self.positions = torch.arange(config.max_len, device=device)  # sliced: no copy per call
+        self.cache = new_cache(model, batch, config.max_len) if use_cache else None
+        self.window_start, self.written = 0, 0  # the cache holds ids[:, window_start:written]
+
+    def __call__(self, ids, start: int, xb, t, *, cond=None) -> torch.Tensor:
+        block = xb.shape[1]
+        if not self.block_size:
+            return self.model(xb, t, cond=cond)
+        first = max(
+            0, start - (self.max_len - block)
+        )  # the window of this block: ids[:, first:start + block]
+        if self.cache is None:
+            window = torch.cat([ids[:, first:start], xb], dim=1)  # (B, start + block - first)
+            return self.model(window, t, x0=window, cond=cond)[:, -block:]
+        if first != self.window_start:  # the window slid: re-encode its clean part from position 0
+            self.window_start, self.written = first, first
+        tokens = torch.cat([ids[:, self.written : start], xb], dim=1)  # (B, n + block)
+        out = torch.zeros(tokens.shape, dtype=torch.bool, device=tokens.device)
+        out[:, -block:] = True  # logits of the noisy block only
+        logits = self.model(
+            tokens,
+            t,
+            cond=cond,
+            cache=self.cache,
+            positions=self.positions[self.written - first : start + block - first],
+            output_mask=out,
+        )
+        self.written = start
+        return logits.view(xb.shape[0], block, -1)  # (B, block, V)
