@@ -270,9 +270,10 @@ class DiffusionTransformer(nn.Module):
         if two_stream:
             h = torch.cat([h, self.embed(x0) + self.segment.weight[1]], dim=1)  # (B, 2L, D)
         total = h.shape[1]
-        if (L if two_stream else total) > config.max_len:
+        context = L if two_stream else total  # the clean copy shares the positions of x_t
+        if context > config.max_len:
             raise ValueError(
-                f"sequence of {total} tokens (prefix included) exceeds the model's max_len {config.max_len}"
+                f"sequence of {context} tokens (prefix included) exceeds the model's max_len {config.max_len}"
             )
         if config.time_conditioning:
             if t is None:
