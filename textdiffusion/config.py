@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar, get_args
 
 FORMAT_VERSION = 2
 
 ProcessName = Literal["masked", "uniform", "gaussian"]
 ScheduleName = Literal["loglinear", "cosine", "linear"]
-SamplerName = Literal["ancestral", "cached", "confidence"]
+SamplerName = Literal["ancestral", "cached", "confidence", "block"]
 Objective = Literal["diffusion", "ar"]
 
 
@@ -71,6 +71,10 @@ class ModelConfig:
     dtype (bf16), as Megatron-LM does by default: that halves the bytes of the norms and residual adds, and made the
     compiled ~85M-parameter training step 1.056x faster on an H200 (bench/README.md, "MFU variants"). Norms still
     compute in float32, and without autocast (CPU training) the stream is float32 either way."""
+    block_size: int = 0
+    """Block diffusion (BD3-LM, Arriola et al. 2025): tokens in blocks of this size, each block denoised given the
+    clean blocks before it (block-causal); must divide max_len. 0: one block of the whole context (masked
+    diffusion as MDLM)."""
 
     def __post_init__(self) -> None:
         _check(self.vocab_size >= 0, f"--vocab-size must be >= 0, got {self.vocab_size}")
@@ -91,6 +95,20 @@ class ModelConfig:
             )
             _check(
                 self.image_layers > 0, f"--image-layers must be positive, got {self.image_layers}"
+            )
+        _check(self.block_size >= 0, f"--block-size must be >= 0, got {self.block_size}")
+        if self.block_size:
+            _check(
+                self.max_len % self.block_size == 0,
+                f"--block-size ({self.block_size}) must divide the context --max-len ({self.max_len})",
+            )
+            _check(
+                not self.causal,
+                "--block-size is for diffusion models, not the autoregressive baseline (--objective ar)",
+            )
+            _check(
+                not (self.time_conditioning or self.input_dim or self.image_size),
+                "--block-size needs a masked-diffusion language model (--process masked, --task generate)",
             )
 
 
@@ -134,7 +152,8 @@ class SampleConfig:
     """Defaults of the reverse process, saved with a model so that `generate` works as trained."""
 
     sampler: SamplerName = "cached"
-    """ancestral (MDLM), cached (ancestral without recomputing unchanged states) or confidence."""
+    """ancestral (MDLM), cached (ancestral without recomputing unchanged states), confidence, or block (block after
+    block with a KV cache, for block diffusion models)."""
     steps: int = 64
     """Refinement steps (network calls at most)."""
     temperature: float = 1.0
@@ -146,8 +165,8 @@ class SampleConfig:
 
     def __post_init__(self) -> None:
         _check(
-            self.sampler in ("ancestral", "cached", "confidence"),
-            f"--sampler must be ancestral, cached or confidence, got {self.sampler!r}",
+            self.sampler in get_args(SamplerName),
+            f"--sampler must be ancestral, cached, confidence or block, got {self.sampler!r}",
         )
         _check(self.steps > 0, f"--steps must be positive, got {self.steps}")
         _check(self.temperature > 0, f"--temperature must be positive, got {self.temperature}")

@@ -98,6 +98,7 @@ def sampling_cost(pipe, steps: int, *, seed: int) -> dict:
     # the cached sampler draws from the same distribution as the ancestral one with fewer network calls; it needs
     # a model that ignores t
     sampler = "ancestral" if pipe.model.config.time_conditioning else "cached"
+    sampler = "block" if pipe.model.config.block_size else sampler
     out = pipe.sample(
         (1, pipe.max_len),
         steps=steps,

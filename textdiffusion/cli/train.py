@@ -32,6 +32,9 @@ class TrainArgs:
     """Override the preset's context length (tokens)."""
     dropout: float = 0.0
     """Dropout in the network."""
+    block_size: int = 0
+    """Block diffusion (BD3-LM): denoise blocks of this many tokens, each given the clean blocks before it, and
+    sample block after block with a KV cache (any --length); must divide --max-len. 0: the whole context at once."""
     image_size: int | None = None
     """--task caption: side of the square images the model reads (default 64)."""
     patch_size: int = 8
@@ -69,6 +72,13 @@ def run_settings(args: TrainArgs) -> dict:
     unmasked = args.process != "masked"
     if args.image_size is not None and not task.reads_images:
         raise CLIError("--image-size is for --task caption")
+    if args.block_size and (
+        unmasked or not task.blocks or args.init_from or args.train.objective != "diffusion"
+    ):
+        raise CLIError(
+            "--block-size trains a new masked-diffusion language model (--process masked, --task generate, "
+            "--objective diffusion, no --init-from)"
+        )
     if task.reads_images:
         overrides.update(
             image_size=args.image_size or 64,
@@ -78,6 +88,7 @@ def run_settings(args: TrainArgs) -> dict:
     try:
         model = ModelConfig(
             **{**PRESETS[args.preset], **overrides, "dropout": args.dropout},
+            block_size=args.block_size,
             # without masks the amount of noise cannot be read off x_t, so the network is told t
             time_conditioning=unmasked,
         )
@@ -85,7 +96,11 @@ def run_settings(args: TrainArgs) -> dict:
     except ConfigError as exc:
         raise CLIError(str(exc)) from None
     # the task's sampling defaults; without masks every token may change at every step: nothing to cache or unmask
-    sample = SampleConfig(sampler="ancestral") if unmasked else None
+    sample = None
+    if unmasked:
+        sample = SampleConfig(sampler="ancestral")
+    elif args.block_size:
+        sample = SampleConfig(sampler="block")
     # the option group of this task's settings (e.g. --denoise.*), if the CLI has one
     options = [v for v in vars(args).values() if isinstance(v, task.config_class)]
     return dict(

@@ -211,3 +211,38 @@ class KVCache:
 
     def layer(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         return self.keys[index], self.values[index]
+
+
+def block_diffusion_mask(
+    length: int, block_size: int, *, device: torch.device | str | None = None
+) -> torch.Tensor:
+    """The attention mask of the two-stream block-diffusion network (BD3-LM, Arriola et al. 2025, sec. 3.2).
+
+    The network reads [x_t ; x_0] (2L tokens): query i of x_t in block b sees x_t block b (bidirectional, the block
+    being denoised) and the clean x_0 blocks before b; query i of x_0 in block b sees x_0 blocks <= b (block-causal,
+    the keys and values a sampler caches) and no x_t token. So one pass gives every block's denoising logits given
+    its clean past, which is the per-block ELBO of all blocks at once. A last block may be shorter than the others.
+
+    Returns:
+        bool (2L, 2L), True where attention is allowed (rows: queries, columns: keys).
+    """
+    block = torch.arange(length, device=device) // block_size  # (L,) block of each position
+    q, k = block[:, None], block[None, :]  # (L, 1), (1, L)
+    noisy = torch.cat([q == k, k < q], dim=1)  # (L, 2L) x_t queries
+    clean = torch.cat([torch.zeros_like(k <= q), k <= q], dim=1)  # (L, 2L) x_0 queries
+    return torch.cat([noisy, clean], dim=0)  # (2L, 2L)
+
+
+def block_cache_mask(positions: torch.Tensor, cache_len: int, block_size: int) -> torch.Tensor:
+    """Keys of a block KV cache that tokens at `positions` (L,) may read: every slot before the end of their block.
+
+    The same rule serves both streams of `block_diffusion_mask` during sampling: a clean block written into the cache
+    reads the clean blocks before it and itself, and the noisy block being denoised reads the clean blocks before it
+    and itself (its own keys are written into the slots the clean block will overwrite once it is finished).
+
+    Returns:
+        bool (1, 1, L, cache_len).
+    """
+    keys = torch.arange(cache_len, device=positions.device)
+    end = (positions // block_size + 1) * block_size  # (L,) end of each query's block
+    return (keys[None, :] < end[:, None])[None, None]  # (1, 1, L, cache_len)

@@ -4,6 +4,10 @@
 a conditioning prefix of token ids placed before the target (never noised: it is simply not part of `xt`), a class
 label embedding (null label = `n_labels`, for classifier-free guidance), and/or an image that every block reads
 through cross-attention to the features of the image encoder (captioning, `config.image_size > 0`).
+
+A block diffusion model (`config.block_size > 0`, BD3-LM) reads the clean sequence beside the noised one,
+`model(xt, t, x0=x0)`, with the block-causal two-stream mask of `layers.block_diffusion_mask`; when sampling it reads
+one block at a time against a KV cache of the finished blocks (`cache=`, `positions=`).
 """
 
 from __future__ import annotations
@@ -16,7 +20,15 @@ from torch import nn
 
 from textdiffusion.config import ModelConfig
 from textdiffusion.networks.image import ImageEncoder
-from textdiffusion.networks.layers import Block, KVCache, RMSNorm, rotary_tables, timestep_embedding
+from textdiffusion.networks.layers import (
+    Block,
+    KVCache,
+    RMSNorm,
+    block_cache_mask,
+    block_diffusion_mask,
+    rotary_tables,
+    timestep_embedding,
+)
 
 
 @dataclasses.dataclass
@@ -64,7 +76,8 @@ def as_cond(cond: Cond | torch.Tensor | None) -> Cond:
 class DiffusionTransformer(nn.Module):
     """Pre-norm transformer with rotary positions, RMSNorm, SwiGLU and SDPA attention.
 
-    Bidirectional for diffusion; `config.causal` makes it the autoregressive baseline with the same backbone.
+    Bidirectional for diffusion; `config.causal` makes it the autoregressive baseline with the same backbone, and
+    `config.block_size` a block diffusion model (BD3-LM: bidirectional within a block, causal across blocks).
     """
 
     def __init__(self, config: ModelConfig) -> None:
@@ -166,6 +179,30 @@ class DiffusionTransformer(nn.Module):
             raise ValueError("this model has no image encoder (it was not trained for captioning)")
         return self.image_encoder(image)
 
+    def _check_streams(self, xt, x0, cond: Cond, cache) -> bool:
+        """Whether this call runs the two streams [x_t ; x_0] of a block model; wrong combinations fail here."""
+        block_size = self.config.block_size
+        if not block_size:
+            if x0 is not None:
+                raise ValueError(
+                    "x0 is the second stream of a block diffusion model (block_size > 0)"
+                )
+            return False
+        if cond.prefix is not None:
+            raise ValueError("a block diffusion model takes no conditioning prefix")
+        if cache is not None:
+            return False
+        if x0 is None:
+            raise ValueError(
+                f"this is a block diffusion model (block size {block_size}): it reads x_t beside the clean x0 "
+                "(model(xt, t, x0=x0)); sample it with --sampler block"
+            )
+        if x0.shape != xt.shape or xt.is_floating_point():
+            raise ValueError(
+                f"x0 must be int64 ids of the shape of xt {tuple(xt.shape)}, got {tuple(x0.shape)}"
+            )
+        return True
+
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
@@ -179,6 +216,7 @@ class DiffusionTransformer(nn.Module):
         cache: KVCache | None = None,
         positions: torch.Tensor | None = None,
         output_mask: torch.Tensor | None = None,
+        x0: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Predict clean-token logits.
 
@@ -187,9 +225,15 @@ class DiffusionTransformer(nn.Module):
             t: float (B,) diffusion times (used only with `time_conditioning`).
             cond: a `Cond`, or an int64 (B, Lc) conditioning prefix.
             attention_mask: bool (B, L), True at real target tokens (padding is never attended to).
-            cache: a KVCache for causal decoding; `xt` then holds only the new tokens, at `positions` (L,).
+            cache: a KVCache for causal decoding; `xt` then holds only the new tokens, at `positions` (L,). A block
+                model writes their keys and values at `positions`, and each token reads the cache up to the end of
+                its block (`layers.block_cache_mask`).
             output_mask: bool (B, L): compute the output layer only where True (the masked positions, the only
                 ones the masked-diffusion loss reads).
+            x0: int64 (B, L) clean ids, the second stream of a block diffusion model (BD3-LM, Arriola et al. 2025,
+                sec. 3.2): the network runs on [x_t ; x_0] (2L tokens, the x_0 copy at the same rotary positions)
+                so that x_t block b is denoised given the clean blocks before it. Required by a block model unless
+                `cache` is given; logits are for the x_t half only.
 
         Returns:
             logits (B, L, V) for the target positions, or (n, V) for the n True positions of `output_mask` in
@@ -198,6 +242,7 @@ class DiffusionTransformer(nn.Module):
         cond = as_cond(cond)
         B, L = xt.shape[:2]
         config = self.config
+        two_stream = self._check_streams(xt, x0, cond, cache)
         h = self.input_proj(xt) if xt.is_floating_point() else self.embed(xt)
         h = h + self.segment.weight[1]  # (B, L, D)
         if config.image_size:
@@ -222,10 +267,13 @@ class DiffusionTransformer(nn.Module):
                 [self.embed(cond.prefix) + self.segment.weight[0], h], dim=1
             )  # (B, Lc + L, D)
             valid = torch.cat([prefix_valid, target_valid], dim=1)  # (B, Lc + L)
+        if two_stream:
+            h = torch.cat([h, self.embed(x0) + self.segment.weight[1]], dim=1)  # (B, 2L, D)
         total = h.shape[1]
-        if total > config.max_len:
+        context = L if two_stream else total  # the clean copy shares the positions of x_t
+        if context > config.max_len:
             raise ValueError(
-                f"sequence of {total} tokens (prefix included) exceeds the model's max_len {config.max_len}"
+                f"sequence of {context} tokens (prefix included) exceeds the model's max_len {config.max_len}"
             )
         if config.time_conditioning:
             if t is None:
@@ -248,7 +296,7 @@ class DiffusionTransformer(nn.Module):
 
         mask = None
         if cache is not None:
-            if not config.causal or positions is None:
+            if not (config.causal or config.block_size) or positions is None:
                 raise ValueError(
                     "a KV cache needs a causal model and the positions of the new tokens"
                 )
@@ -256,10 +304,24 @@ class DiffusionTransformer(nn.Module):
                 raise ValueError(
                     "a KV cache does not take a conditioning prefix; put it in the cache first"
                 )
-            keys = torch.arange(cache.max_len, device=xt.device)
-            mask = (keys[None, :] <= positions[:, None])[
+            if config.block_size:
+                mask = block_cache_mask(positions, cache.max_len, config.block_size)
+            else:
+                keys = torch.arange(cache.max_len, device=xt.device)
+                mask = (keys[None, :] <= positions[:, None])[
+                    None, None
+                ]  # (1, 1, L, L_max) causal over the cache
+        elif two_stream:
+            # the x_0 copy sits at the positions of x_t, so token i of both streams has the same rotary phase
+            if attention_mask is None:
+                positions = torch.arange(L, device=xt.device).repeat(2)  # (2L,)
+            else:
+                positions = (target_valid.long().cumsum(dim=1) - 1).clamp(min=0).repeat(1, 2)
+            mask = block_diffusion_mask(L, config.block_size, device=xt.device)[
                 None, None
-            ]  # (1, 1, L, L_max) causal over the cache
+            ]  # (1, 1, 2L, 2L)
+            if attention_mask is not None:
+                mask = mask & target_valid.repeat(1, 2)[:, None, None, :]  # (B, 1, 2L, 2L)
         elif attention_mask is None and cond.prefix is None:
             positions = torch.arange(
                 total, device=xt.device
@@ -296,7 +358,7 @@ class DiffusionTransformer(nn.Module):
                 cache_positions=positions,
                 memory=memory,
             )
-        h = h[:, total - L :]  # (B, L, D) target positions only
+        h = h[:, :L] if two_stream else h[:, total - L :]  # (B, L, D) target positions only
         if output_mask is not None:
             h = h[output_mask]  # (n, D)
         return self.head(self.norm(h))

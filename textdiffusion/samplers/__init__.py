@@ -9,12 +9,14 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from textdiffusion.samplers.ancestral import sample_ancestral, sample_cached
+from textdiffusion.samplers.block import sample_block
 from textdiffusion.samplers.confidence import sample_confidence
 
 SAMPLERS: dict[str, Callable] = {
     "ancestral": sample_ancestral,
     "cached": sample_cached,
     "confidence": sample_confidence,
+    "block": sample_block,
 }
 
 
@@ -25,4 +27,11 @@ def get_sampler(name: str) -> Callable:
         raise ValueError(f"unknown sampler {name!r}; choose from {sorted(SAMPLERS)}") from None
 
 
-__all__ = ["SAMPLERS", "get_sampler", "sample_ancestral", "sample_cached", "sample_confidence"]
+__all__ = [
+    "SAMPLERS",
+    "get_sampler",
+    "sample_ancestral",
+    "sample_block",
+    "sample_cached",
+    "sample_confidence",
+]

@@ -213,7 +213,7 @@ def prepare_generate(request: GenerateRequest, model: ServedModel, limits: Limit
 
 
 def prepare_infill(request: InfillRequest, model: ServedModel, limits: Limits):
-    from textdiffusion.pipelines.infill import BLANK
+    from textdiffusion.tasks.lm.infill import BLANK
 
     limits.check_sampling(request)
     limits.check_text(request.text)

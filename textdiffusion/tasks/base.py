@@ -110,6 +110,8 @@ class Task:
     """DataConfig fields that only this task reads, each with what it is for (any other task refuses them)."""
     processes: tuple[str, ...] = ("masked",)
     """Forward processes a model of this task can be trained with."""
+    blocks: bool = False
+    """Models of this task may be block-diffusion (BD3-LM) models (`--block-size`)."""
     reads_images: bool = False
     """The network reads images (ModelConfig.image_size must be set)."""
     metrics: dict[str, Callable[..., float]] = {}

@@ -187,6 +187,7 @@ def build_parts(
         config.objective,
         process=process_,
         bos_id=tokenizer.bos_id,
+        block_size=ckpt.model.block_size,
         # a gain on CPUs; on an H200 the row selection's host-device syncs cost more than it saves (0.92-0.99x,
         # `bench/profile_step.py --device cuda`), and data-dependent shapes would break a compiled graph
         sparse_logits=info.device.type == "cpu" and not config.compile,

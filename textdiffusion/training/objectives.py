@@ -88,9 +88,78 @@ def next_token_nll(logits: torch.Tensor, x0: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(logits.float().transpose(1, 2), x0, reduction="none")
 
 
-def build_objective(name: str, *, process, bos_id: int, sparse_logits: bool = True):
+def build_objective(
+    name: str, *, process, bos_id: int, sparse_logits: bool = True, block_size: int = 0
+):
+    """The training loss of `--objective NAME`; `block_size` > 0 (a block diffusion model) makes the diffusion
+    objective the per-block one of BD3-LM."""
+    if name == "diffusion" and block_size:
+        return BlockDiffusionObjective(process, block_size=block_size, sparse_logits=sparse_logits)
     if name == "diffusion":
         return DiffusionObjective(process, sparse_logits=sparse_logits)
     if name == "ar":
         return AutoregressiveObjective(bos_id)
     raise ValueError(f"unknown objective {name!r}; choose diffusion or ar")
+
+
+class BlockDiffusionObjective(DiffusionObjective):
+    """Block diffusion ELBO per token (nats): BD3-LM (Arriola et al. 2025, eq. 6 and Alg. 1).
+
+    The sequence is cut into blocks of `block_size` tokens; every block b gets its own time t_b (the times of all the
+    batch's blocks stratified together, as MDLM's antithetic draw) and is masked as q(x_t | x_0) at t_b. One pass of
+    the two-stream network `model(x_t, t, x0=x_0)` predicts every block given the clean blocks before it, and the loss
+    is MDLM's weighted masked cross-entropy w(t_b) CE within each block:
+
+        -log p(x_0) <= sum_b E_{t_b} [ w(t_b) sum_{i in b: x_t^i = mask} -log p_theta(x_0^i | x_t^b, x_0^{<b}) ].
+
+    With one block of the whole context it is MDLM's loss.
+    """
+
+    name = "diffusion"
+
+    def __init__(self, process, *, block_size: int, sparse_logits: bool = True) -> None:
+        super().__init__(process, sparse_logits=sparse_logits)
+        if block_size <= 0:
+            raise ValueError(f"--block-size must be positive, got {block_size}")
+        self.block_size = block_size
+
+    def noise(
+        self, x0: torch.Tensor, *, generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """x_t (B, L) with each block masked at its own time, and those times (B * n_blocks,), block-major."""
+        B, L = x0.shape
+        if L % self.block_size:
+            raise ValueError(
+                f"training sequences of {L} tokens do not split into blocks of --block-size "
+                f"{self.block_size}; choose a --seq-len that is a multiple of it"
+            )
+        rows = x0.reshape(-1, self.block_size)  # (B * n_blocks, block_size)
+        t = self.process.sample_t(rows.shape[0], device=x0.device, generator=generator)
+        xt = self.process.q_sample(rows, t, generator=generator).view(B, L)  # (B, L)
+        return xt, t
+
+    def __call__(
+        self,
+        model: torch.nn.Module,
+        x0: torch.Tensor,
+        *,
+        generator: torch.Generator | None = None,
+        attention_mask: torch.Tensor | None = None,
+        cond=None,
+    ) -> torch.Tensor:
+        xt, t = self.noise(x0, generator=generator)
+        output_mask = self.process.output_mask(xt) if self.sparse_logits else None
+        logits = model(
+            xt, None, x0=x0, cond=cond, attention_mask=attention_mask, output_mask=output_mask
+        )
+        # the loss terms per block: (B * n_blocks, block_size) rows, whose row-major order is that of (B, L), so
+        # sparse logits (n, V) at the masked positions line up too
+        rows = (-1, self.block_size)
+        dense = logits.dim() == 3
+        terms = self.terms(
+            logits.reshape(-1, self.block_size, logits.shape[-1]) if dense else logits,
+            x0.reshape(rows),
+            xt.reshape(rows),
+            t,
+        ).view(x0.shape)  # (B, L)
+        return masked_mean(terms, attention_mask)

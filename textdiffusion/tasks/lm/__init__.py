@@ -33,6 +33,7 @@ class LMTask(Task):
     config_class = LMConfig
     pipeline = GenerationPipeline
     processes = ("masked", "uniform", "gaussian")
+    blocks = True
 
     def prepare(self, request: TaskRequest) -> TaskData:
         """Tokenize and pack the training text into one stream; --valid, or its tail, for validation."""

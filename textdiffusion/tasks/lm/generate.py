@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 import torch
 
+from textdiffusion.samplers.block import check_sampling_memory
 from textdiffusion.tasks.pipeline import (
     DiffusionPipeline,
     InputError,
@@ -51,10 +52,14 @@ class GenerationPipeline(DiffusionPipeline):
         length = self.max_len if length is None else length
         if n <= 0:
             raise InputError(f"n must be positive, got {n}")
-        if not 0 < length <= self.max_len:
+        block_size = self.model.config.block_size
+        if not 0 < length <= self.max_len and not (block_size and length > 0):
             raise InputError(
                 f"length must be in 1..{self.max_len} (the model's context), got {length}"
             )
+        # block diffusion slides its window: any length that fits in memory, checked before allocating
+        if block_size:
+            check_sampling_memory(self.model.config, (n, length), device=self.device)
         warnings: list[str] = []
         x_init = fixed = None
         if prompt is not None:
