@@ -277,8 +277,9 @@ class TrainConfig:
     """Peak learning rate (AdamW)."""
     min_lr_ratio: float = 0.1
     """Final learning rate as a fraction of --lr (cosine decay)."""
-    warmup_steps: int = 200
-    """Linear warm-up steps."""
+    warmup_steps: int | None = None
+    """Linear warm-up steps (default: min(200, 10% of --steps), and with --max-minutes at most 10% of that time;
+    training/optim.py)."""
     weight_decay: float = 0.1
     """AdamW weight decay (not applied to norms, biases and embeddings)."""
     beta1: float = 0.9
@@ -311,6 +312,9 @@ class TrainConfig:
     """diffusion (ELBO of the forward process) or ar (next-token baseline, causal attention)."""
     max_minutes: float | None = None
     """Stop (and save) after this many minutes of training; the learning rate then decays over this budget."""
+    log: tuple[Literal["tensorboard"], ...] = ()
+    """Also log the metrics to TensorBoard in OUT/tensorboard (needs the tensorboard package). OUT/metrics.jsonl and
+    OUT/curves.png are always written."""
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "grad_accum", "log_every", "keep_checkpoints"):
@@ -326,7 +330,14 @@ class TrainConfig:
             0.0 <= self.min_lr_ratio <= 1.0,
             f"--min-lr-ratio must be in [0, 1], got {self.min_lr_ratio}",
         )
-        _check(self.warmup_steps >= 0, f"--warmup-steps must be >= 0, got {self.warmup_steps}")
+        _check(
+            self.warmup_steps is None or self.warmup_steps >= 0,
+            f"--warmup-steps must be >= 0, got {self.warmup_steps}",
+        )
+        _check(
+            self.max_minutes is None or self.max_minutes > 0,
+            f"--max-minutes must be positive, got {self.max_minutes}",
+        )
 
 
 C = TypeVar("C")
