@@ -18,6 +18,7 @@ def commands() -> dict[str, Callable]:
         evaluate,
         generate,
         particles,
+        push,
         style,
         train,
     )
@@ -33,6 +34,7 @@ def commands() -> dict[str, Callable]:
         "style": style.style,
         "caption": caption.caption,
         "particles": particles.particles,
+        "push": push.push,
     }
 
 
