@@ -349,8 +349,9 @@ class SearchConfig:
     learning rate, batch size, warm-up, dropout and width; grid: every pair of --lrs and --batch-sizes, nothing else
     varied."""
     pruner: Literal["median", "hyperband", "none"] = "median"
-    """Stop unpromising trials on the validation bits/char they report every --eval-every steps. median: worse than
-    the median of earlier trials at the same step; hyperband: successive-halving brackets (Li et al. 2018)."""
+    """Stop unpromising trials on the validation bits/char they report every --eval-every steps, once the longest
+    warm-up of the search space is over. median: worse than the median of earlier trials at the same step;
+    hyperband: successive-halving brackets (Li et al. 2018)."""
     trials: int | None = None
     """Trials the study holds in the end, finished or pruned, by every process together (default: 20 for tpe, the
     grid's size for grid); a resumed study runs the missing ones."""

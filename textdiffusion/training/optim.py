@@ -57,8 +57,7 @@ def warmup_warning(config: TrainConfig) -> str | None:
         return None
     return (
         f"--warmup-steps {config.warmup_steps} is longer than the default min({WARMUP_CAP}, "
-        f"{WARMUP_SHARE:.0%} of --steps {config.steps}) = {default}: the peak learning rate comes late or never; "
-        "leave --warmup-steps unset for the default"
+        f"{WARMUP_SHARE:.0%} of --steps {config.steps}) = {default}; leave it unset for the default"
     )
 
 

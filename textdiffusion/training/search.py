@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from textdiffusion.config import DataConfig, ModelConfig, SearchConfig, TrainConfig
-from textdiffusion.training.optim import default_warmup_steps
+from textdiffusion.training.optim import default_warmup_steps, warmup_steps
 from textdiffusion.training.trainer import Evaluation, TrainingDiverged, TrainingError, train
 
 logger = logging.getLogger(__name__)
@@ -64,6 +64,8 @@ class Trial:
     valid_bits_per_char: float = math.inf
     """The trial's last validation bits/char (a pruned trial's at the step it was stopped); inf when it diverged."""
     tokens_per_second: float = 0.0
+    seconds: float = 0.0
+    """Wall time of the trial (training, evaluations and saving)."""
     error: str | None = None
 
     @property
@@ -181,11 +183,16 @@ def search(
             config.steps,
             search.pruner,
         )
+    # no trial is judged while it may still be warming up: at the first evaluations the trials with long warm-ups
+    # have barely started, and the ranks then say little about the ends
+    longest_warmup = space["warmup_steps"][1] if "warmup_steps" in space else warmup_steps(config)
     if search.pruner == "median":
-        pruner = optuna.pruners.MedianPruner(n_startup_trials=search.prune_after)
+        pruner = optuna.pruners.MedianPruner(
+            n_startup_trials=search.prune_after, n_warmup_steps=longest_warmup + 1
+        )
     elif search.pruner == "hyperband":
         pruner = optuna.pruners.HyperbandPruner(
-            min_resource=max(1, config.eval_every), max_resource=config.steps
+            min_resource=max(1, config.eval_every, longest_warmup + 1), max_resource=config.steps
         )
     else:
         pruner = optuna.pruners.NopPruner()
@@ -227,6 +234,12 @@ def search(
             trial.report(evaluation.valid_bits_per_char, evaluation.step)
             trial.set_user_attr("steps", evaluation.step)
             if trial.should_prune():
+                logger.info(
+                    "trial %d pruned at step %d: %.4f bits/char",
+                    trial.number,
+                    evaluation.step,
+                    evaluation.valid_bits_per_char,
+                )
                 raise optuna.TrialPruned(
                     f"pruned at step {evaluation.step}: {evaluation.valid_bits_per_char:.4f} bits/char"
                 )
@@ -245,6 +258,7 @@ def search(
                 "search ranks trials by validation bits/char, and this data has no validation text: give --valid "
                 "or a --valid-fraction above 0"
             )
+        logger.info("trial %d: %.4f bits/char", trial.number, result.valid_bits_per_char)
         return result.valid_bits_per_char
 
     def write(study, _trial=None) -> None:
@@ -297,6 +311,7 @@ def collect(study) -> list[Trial]:
                 steps=t.user_attrs.get("steps", 0),
                 valid_bits_per_char=value,
                 tokens_per_second=t.user_attrs.get("tokens_per_second", 0.0),
+                seconds=t.duration.total_seconds() if t.duration is not None else 0.0,
                 error=t.user_attrs.get("error"),
             )
         )
@@ -349,6 +364,7 @@ def plot_study(study, png: str | Path) -> Path:
                 steps,
                 [t.intermediate_values[s] for s in steps],
                 linestyle="--" if t.state == state.PRUNED else "-",
+                marker=".",  # a trial pruned at its first report is one point
                 alpha=0.7,
             )
     curves.set(title="validation during each trial (dashed: pruned)", xlabel="step")
@@ -386,14 +402,14 @@ def format_trials(trials: Sequence[Trial]) -> str:
     """The trials as a markdown table, best first."""
     names = list(dict.fromkeys(k for t in trials for k in t.params))
     lines = [
-        "| trial | " + " | ".join(names) + " | steps | valid bits/char | tok/s | note |",
-        "|---:|" + "---:|" * len(names) + "---:|---:|---:|---|",
+        "| trial | " + " | ".join(names) + " | steps | valid bits/char | tok/s | seconds | note |",
+        "|---:|" + "---:|" * len(names) + "---:|---:|---:|---:|---|",
     ]
     for t in trials:
         note = "diverged" if t.error else "" if t.state == "complete" else t.state
-        params = " | ".join(f"{t.params[k]:g}" if k in t.params else "" for k in names)
+        params = " | ".join(f"{t.params[k]:.3g}" if k in t.params else "" for k in names)
         lines.append(
             f"| {t.number} | {params} | {t.steps} | {t.valid_bits_per_char:.4f} | "
-            f"{t.tokens_per_second:,.0f} | {note} |"
+            f"{f'{t.tokens_per_second:,.0f}' if t.tokens_per_second else '-'} | {t.seconds:.0f} | {note} |"
         )
     return "\n".join(lines)
