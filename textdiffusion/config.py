@@ -250,8 +250,9 @@ class TrainConfig:
     """Peak learning rate (AdamW)."""
     min_lr_ratio: float = 0.1
     """Final learning rate as a fraction of --lr (cosine decay)."""
-    warmup_steps: int = 200
-    """Linear warm-up steps."""
+    warmup_steps: int | None = None
+    """Linear warm-up steps (default: min(200, 10% of --steps), and with --max-minutes at most 10% of that time;
+    training/optim.py)."""
     weight_decay: float = 0.1
     """AdamW weight decay (not applied to norms, biases and embeddings)."""
     beta1: float = 0.9
@@ -284,6 +285,9 @@ class TrainConfig:
     """diffusion (ELBO of the forward process) or ar (next-token baseline, causal attention)."""
     max_minutes: float | None = None
     """Stop (and save) after this many minutes of training; the learning rate then decays over this budget."""
+    log: tuple[Literal["tensorboard"], ...] = ()
+    """Also log the metrics to TensorBoard in OUT/tensorboard (needs the tensorboard package). OUT/metrics.jsonl and
+    OUT/curves.png are always written."""
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "grad_accum", "log_every", "keep_checkpoints"):
@@ -299,7 +303,83 @@ class TrainConfig:
             0.0 <= self.min_lr_ratio <= 1.0,
             f"--min-lr-ratio must be in [0, 1], got {self.min_lr_ratio}",
         )
-        _check(self.warmup_steps >= 0, f"--warmup-steps must be >= 0, got {self.warmup_steps}")
+        _check(
+            self.warmup_steps is None or self.warmup_steps >= 0,
+            f"--warmup-steps must be >= 0, got {self.warmup_steps}",
+        )
+        _check(
+            self.max_minutes is None or self.max_minutes > 0,
+            f"--max-minutes must be positive, got {self.max_minutes}",
+        )
+
+
+@dataclasses.dataclass
+class SearchConfig:
+    """Hyperparameter search (`textdiffusion search`, Optuna): the sampler, pruner, budget, study and search space."""
+
+    sampler: Literal["tpe", "grid"] = "tpe"
+    """Optuna sampler of the trials. tpe: the tree-structured Parzen estimator (Bergstra et al. 2011) over the
+    learning rate, batch size, warm-up, dropout and width; grid: every pair of --lrs and --batch-sizes, nothing else
+    varied."""
+    pruner: Literal["median", "hyperband", "none"] = "median"
+    """Stop unpromising trials on the validation bits/char they report every --eval-every steps, once the longest
+    warm-up of the search space is over. median: worse than the median of earlier trials at the same step;
+    hyperband: successive-halving brackets (Li et al. 2018)."""
+    trials: int | None = None
+    """Trials the study holds in the end, finished or pruned, by every process together (default: 20 for tpe, the
+    grid's size for grid); a resumed study runs the missing ones."""
+    timeout: float | None = None
+    """Seconds after which this process starts no new trial."""
+    storage: str | None = None
+    """Optuna storage URL (default sqlite:///OUT/study.db). A killed search resumes from it, and processes given one
+    storage and --study-name share the study (a trial killed mid-run is retried)."""
+    study_name: str | None = None
+    """Name of the study in --storage (default: the name of the --out folder)."""
+    lrs: tuple[float, ...] = (3e-4, 1e-3, 3e-3)
+    """grid: the peak learning rates to try."""
+    batch_sizes: tuple[int, ...] = (32, 64)
+    """The batch sizes to try."""
+    lr_range: tuple[float, float] = (1e-4, 3e-2)
+    """tpe: the range of peak learning rates (log-uniform)."""
+    warmup_range: tuple[int, int] | None = None
+    """tpe: the range of warm-up steps (default: 0 to twice the default warm-up of --steps)."""
+    dropout_range: tuple[float, float] = (0.0, 0.2)
+    """tpe: the range of dropout rates."""
+    dims: tuple[int, ...] = ()
+    """tpe: the model widths to try (default: half, once and twice the preset's --dim; none when fine-tuning)."""
+    prune_after: int = 3
+    """median: trials that finish before pruning starts."""
+    sampler_seed: int | None = None
+    """Seed of the sampler (default: --seed plus the trials already in the study, so a resumed search draws new
+    points; give processes that start together different seeds)."""
+
+    def __post_init__(self) -> None:
+        _check(
+            self.trials is None or self.trials > 0, f"--trials must be positive, got {self.trials}"
+        )
+        _check(
+            self.timeout is None or self.timeout > 0,
+            f"--timeout must be positive, got {self.timeout}",
+        )
+        _check(bool(self.lrs) and min(self.lrs) > 0, f"--lrs must be positive, got {self.lrs}")
+        _check(
+            bool(self.batch_sizes) and min(self.batch_sizes) > 0,
+            f"--batch-sizes must be positive, got {self.batch_sizes}",
+        )
+        _check(
+            0 < self.lr_range[0] <= self.lr_range[1],
+            f"--lr-range must be LOW HIGH with 0 < LOW <= HIGH, got {self.lr_range}",
+        )
+        _check(
+            self.warmup_range is None or 0 <= self.warmup_range[0] <= self.warmup_range[1],
+            f"--warmup-range must be LOW HIGH with 0 <= LOW <= HIGH, got {self.warmup_range}",
+        )
+        _check(
+            0.0 <= self.dropout_range[0] <= self.dropout_range[1] < 1.0,
+            f"--dropout-range must be LOW HIGH in [0, 1), got {self.dropout_range}",
+        )
+        _check(all(d > 0 for d in self.dims), f"--dims must be positive, got {self.dims}")
+        _check(self.prune_after >= 0, f"--prune-after must be >= 0, got {self.prune_after}")
 
 
 C = TypeVar("C")

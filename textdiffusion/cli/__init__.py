@@ -18,6 +18,7 @@ def commands() -> dict[str, Callable]:
         evaluate,
         generate,
         particles,
+        push,
         serve,
         style,
         train,
@@ -34,6 +35,7 @@ def commands() -> dict[str, Callable]:
         "style": style.style,
         "caption": caption.caption,
         "particles": particles.particles,
+        "push": push.push,
         "serve": serve.serve,
     }
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Literal
 
-from textdiffusion.config import DataConfig, ProcessName, ScheduleName, TrainConfig
+from textdiffusion.config import DataConfig, ProcessName, ScheduleName, SearchConfig, TrainConfig
 from textdiffusion.task_config import DenoiseConfig, TaskName
 
 
@@ -150,19 +150,19 @@ def train(args: TrainArgs) -> None:
 
 @dataclasses.dataclass
 class SearchArgs(TrainArgs):
-    lrs: tuple[float, ...] = (3e-4, 1e-3, 3e-3)
-    """Peak learning rates to try."""
-    batch_sizes: tuple[int, ...] = (32, 64)
-    """Batch sizes to try."""
+    search: SearchConfig = dataclasses.field(default_factory=SearchConfig)
 
 
 def search(args: SearchArgs) -> None:
-    """Hyperparameter search: one short training run per (learning rate, batch size), ranked by validation bits/char.
+    """Hyperparameter search (Optuna): short training runs ranked by validation bits/char; bad ones are pruned early.
 
-    Each trial trains with the train options given (set a small --steps, or --max-minutes for equal-cost trials) into
-    OUT/lr=LR,bs=B, a loadable model; OUT/search.json holds the table. One process (not under torchrun). The number
-    of refinement steps is a sampling setting: `textdiffusion eval --steps 8 16 32 64` on the chosen model bounds the
-    sampler's likelihood at each."""
+    TPE samples the learning rate, batch size, warm-up, dropout and width (`--sampler grid`: every pair of --lrs
+    and --batch-sizes). Each trial trains with the train options given (set a small --steps with an --eval-every
+    below it, or --max-minutes for equal-cost trials) into OUT/trial-NNN; OUT/search.json holds the table and
+    OUT/search.png the study's plot. The study is kept in --storage (default OUT/study.db): run the same command
+    again to resume it or to add --trials. One process per command (not under torchrun); several commands may share
+    one storage. The number of refinement steps is a sampling setting: `textdiffusion eval --steps 8 16 32 64` on
+    the chosen model bounds the sampler's likelihood at each."""
     import logging
     import math
     import os
@@ -182,29 +182,31 @@ def search(args: SearchArgs) -> None:
             "search runs its trials one after another in one process: start it without torchrun"
         )
     if args.resume:
-        raise CLIError("--resume continues one run; a search starts fresh trials (use a new --out)")
+        raise CLIError(
+            "--resume continues one run; a search resumes by itself from --storage (run it again)"
+        )
     settings = run_settings(args)
     print_config(args, title="search config")
     save_config(args, Path(args.out) / "search_args.json")
     try:
+        import optuna
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)  # the search logs each trial itself
+    except ImportError:
+        pass  # run_search says what to install
+    try:
         trials = run_search(
-            args.data,
-            args.train,
-            out=args.out,
-            lrs=args.lrs,
-            batch_sizes=args.batch_sizes,
-            **settings,
+            args.data, args.train, out=args.out, search_config=args.search, **settings
         )
     except (TrainingError, DataError, ConfigError, ValueError) as exc:
         raise CLIError(str(exc)) from None
     print(format_trials(trials))
     best = trials[0]
-    print(f"best: --lr {best.lr:g} --batch-size {best.batch_size} (model in {best.out})")
-    if (
-        args.train.objective == "diffusion"
-        and args.process == "masked"
-        and math.isfinite(best.valid_bits_per_char)
-    ):
+    if not math.isfinite(best.valid_bits_per_char):
+        raise CLIError(f"no trial of the study finished (see {Path(args.out) / 'search.json'})")
+    print(f"best: {best.flags} (trial {best.number}, model in {best.out})")
+    print(f"plot: {Path(args.out) / 'search.png'}")
+    if args.train.objective == "diffusion" and args.process == "masked":
         print(
             f"refinement steps: textdiffusion eval --model {best.out} --data VALID.txt --steps 8 16 32 64"
         )

@@ -117,6 +117,17 @@ class DiffusionPipeline:
             self.model, self.tokenizer, directory, config=self.config, dtype=dtype
         )
 
+    def push_to_hub(self, repo_id: str, *, private: bool = False, token: str | None = None) -> str:
+        """Upload the model (the `save_pretrained` files) to the Hugging Face hub repo `repo_id`, creating it if
+        needed; returns the commit URL. Needs the network and a hub token; raises `textdiffusion.hub.HubError`."""
+        import tempfile
+
+        from textdiffusion.hub import push_folder
+
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = self.save_pretrained(Path(tmp) / "model")
+            return push_folder(folder, repo_id, private=private, token=token)
+
     @property
     def device(self) -> torch.device:
         return next(self.model.parameters()).device

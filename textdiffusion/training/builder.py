@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,7 @@ from textdiffusion.tasks import TASKS, TaskRequest, ValidationSet, get_task
 from textdiffusion.training import distributed
 from textdiffusion.training.objectives import build_objective
 from textdiffusion.training.state import TrainingError, find_checkpoints
-from textdiffusion.training.trainer import Trainer
+from textdiffusion.training.trainer import EvalCallback, Trainer, TrainResult
 
 logger = logging.getLogger(__name__)
 
@@ -229,6 +230,14 @@ def build_trainer(
     return Trainer(parts, config, out=out, info=info, resume_from=resume_from, progress=progress)
 
 
-def train(data: DataConfig, config: TrainConfig, *, out: str | Path, **kwargs):
-    """Train a model (see `build_trainer` for the arguments) and return its TrainResult."""
-    return build_trainer(data, config, out=out, **kwargs).run()
+def train(
+    data: DataConfig,
+    config: TrainConfig,
+    *,
+    out: str | Path,
+    callbacks: Sequence[EvalCallback] = (),
+    **kwargs: Any,
+) -> TrainResult:
+    """Train a model (see `build_trainer` for the arguments, `Trainer.run` for `callbacks`) and return its
+    TrainResult."""
+    return build_trainer(data, config, out=out, **kwargs).run(callbacks=callbacks)

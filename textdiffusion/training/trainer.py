@@ -10,6 +10,7 @@ import dataclasses
 import logging
 import math
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -22,7 +23,14 @@ from textdiffusion.evaluation.elbo import LN2, autoregressive_nll, diffusion_nll
 from textdiffusion.training import distributed
 from textdiffusion.training.batches import micro_batches
 from textdiffusion.training.ema import EMA
-from textdiffusion.training.optim import build_optimizer, learning_rate
+from textdiffusion.training.optim import (
+    WARMUP_SHARE,
+    build_optimizer,
+    learning_rate,
+    warmup_steps,
+    warmup_warning,
+)
+from textdiffusion.training.runlog import CURVES_NAME, RunLog, plot_curves
 from textdiffusion.training.state import (
     CheckpointState,
     TrainingDiverged,
@@ -45,6 +53,21 @@ class TrainResult:
     valid_bits_per_char: float | None
     tokens_per_second: float
     parameters: int
+
+
+@dataclasses.dataclass
+class Evaluation:
+    """What a per-evaluation callback of `Trainer.run` receives: the same values on every rank."""
+
+    step: int
+    valid_nll: float
+    """Validation ELBO (or AR NLL), nats per token."""
+    valid_bits_per_char: float
+
+
+EvalCallback = Callable[[Evaluation], None]
+"""Called after each evaluation (every --eval-every steps and at the last step) on every rank. It may raise to stop
+the run: the run then cleans up and re-raises (KeyboardInterrupt saves a checkpoint first)."""
 
 
 class Trainer(CheckpointState):
@@ -213,7 +236,12 @@ class Trainer(CheckpointState):
         self.step += 1
         return total
 
-    def run(self) -> TrainResult:
+    def run(self, *, callbacks: Sequence[EvalCallback] = ()) -> TrainResult:
+        """Train to `config.steps` or the time budget; OUT/metrics.jsonl and OUT/curves.png record the run.
+
+        Args:
+            callbacks: called with an `Evaluation` after each validation (hyperparameter search prunes with it).
+        """
         from textdiffusion.training.progress import TrainProgress
 
         config = self.config
@@ -226,6 +254,10 @@ class Trainer(CheckpointState):
         window_start, window_steps, speed, last_loss = time.perf_counter(), 0, 0.0, float("nan")
         window_tokens = self.tokens_seen
         valid = None
+        warned = False  # an explicit warm-up outlasting 10% of the time budget is reported once
+        if self.info.is_main and warmup_warning(config):
+            logger.warning(warmup_warning(config))
+        log = None
         if self.info.is_main:
             logger.info(
                 "training %d parameters on %s (%d processes) for %d steps of %d sequences",
@@ -236,14 +268,36 @@ class Trainer(CheckpointState):
                 config.batch_size,
             )
         try:
+            log = RunLog(
+                self.out,
+                start_step=self.step,
+                enabled=self.info.is_main,
+                tensorboard="tensorboard" in config.log,
+            )
             with bar:
                 while self.step < config.steps:
                     window_loss += self.train_step()
                     window_steps += 1
                     last = self.step == config.steps
+                    row = {}  # this step's line of metrics.jsonl
                     if self.step % config.log_every == 0:
                         self._update_time_fraction()
                         last = last or self.time_fraction >= 1.0
+                        if (
+                            config.max_minutes
+                            and not warned
+                            and self.time_fraction >= WARMUP_SHARE
+                            and self.step < warmup_steps(config)
+                            and self.info.is_main
+                        ):
+                            warned = True
+                            logger.warning(
+                                "the warm-up (%d steps) is longer than %.0f%% of --max-minutes (step %d "
+                                "now): leave --warmup-steps unset for the default",
+                                warmup_steps(config),
+                                100 * WARMUP_SHARE,
+                                self.step,
+                            )
                     if self.step % config.log_every == 0 or last:
                         mean = float(window_loss) / window_steps  # one device sync per log interval
                         if not math.isfinite(mean):
@@ -252,24 +306,26 @@ class Trainer(CheckpointState):
                         tokens = (self.tokens_seen - window_tokens) * self.info.world_size
                         speed = tokens / max(elapsed, 1e-9)  # all ranks, padding included
                         last_loss = mean
-                        bar.update(
-                            self.step,
-                            loss=mean,
-                            speed=speed,
-                            lr=learning_rate(
-                                self.step - 1, config, time_fraction=self.time_fraction
-                            ),
-                        )
+                        lr = learning_rate(self.step - 1, config, time_fraction=self.time_fraction)
+                        bar.update(self.step, loss=mean, speed=speed, lr=lr)
+                        row.update(loss=mean, lr=lr, tokens_per_second=speed)
                         window_loss.zero_()
                         window_start, window_steps = time.perf_counter(), 0
                         window_tokens = self.tokens_seen
+                    evaluated = None
                     if (config.eval_every and self.step % config.eval_every == 0) or last:
-                        valid = self.evaluate()
+                        valid = evaluated = self.evaluate()
                         if valid is not None and self.info.is_main:
                             logger.info(
                                 "step %d: valid %.4f nats/token, %.4f bits/char", self.step, *valid
                             )
                             bar.note(valid_bpc=valid[1])
+                            row.update(valid_nll=valid[0], valid_bits_per_char=valid[1])
+                    if row:
+                        log.write({"step": self.step, **row})
+                    if evaluated is not None:
+                        for callback in callbacks:
+                            callback(Evaluation(self.step, *evaluated))
                     if self.step % config.save_every == 0 or last:
                         self.save()
                     if last:
@@ -282,6 +338,9 @@ class Trainer(CheckpointState):
             self.save()
             raise
         finally:
+            if log is not None:
+                log.close()
+                self._plot_curves(log)
             if hasattr(self.stream, "close"):
                 self.stream.close()
             distributed.cleanup()
@@ -294,6 +353,16 @@ class Trainer(CheckpointState):
             tokens_per_second=speed,
             parameters=self.net.num_parameters(),
         )
+
+    def _plot_curves(self, log: RunLog) -> None:
+        """OUT/curves.png from OUT/metrics.jsonl, at the end and on any stop; a failure to draw is only logged
+        (it must not hide why the run stopped)."""
+        if not log.enabled or not log.path.exists():
+            return
+        try:
+            plot_curves(log.path, self.out / CURVES_NAME)
+        except Exception as exc:  # a plot is never worth hiding why the run stopped
+            logger.warning("could not draw %s: %s", self.out / CURVES_NAME, exc)
 
     def _diverged_message(self, value: float) -> str:
         kept = find_checkpoints(self.out)
