@@ -68,6 +68,7 @@ def diffusion_nll(
     generator: torch.Generator | None = None,
     cond=None,
     noise: tuple[torch.Tensor, torch.Tensor] | None = None,
+    visible: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """ELBO of each window (nats), with the count-stratified estimator of the masked process.
 
@@ -81,6 +82,8 @@ def diffusion_nll(
         noise: (offsets, scores), the U[0, 1) draws to use instead of the generator's (masked process only):
             float64 (N, S) offsets within the strata and (N, S, L) position scores (`q_sample_count`). Windows given
             the same draws are compared with common random numbers.
+        visible: bool (N, L), the positions the network attends to (default: `valid`). Infilling scores the
+            context of a text (`valid`) with its blanks left masked but visible (masked process only).
 
     Returns:
         (mean, var): float64 (N,) estimated ELBO of each window and the (collapsed-strata) variance of that
@@ -97,7 +100,7 @@ def diffusion_nll(
             generator=generator,
             cond=cond,
         )
-    if not hasattr(process, "q_sample_count"):
+    if not process.absorbing:
         return _time_stratified_nll(
             model,
             process,
@@ -126,10 +129,11 @@ def diffusion_nll(
         idx = window_index[start : start + batch_size]
         k = flat_counts[start : start + batch_size]
         xb, vb = x0[idx].to(device), valid[idx].to(device)
+        seen = vb if visible is None else visible[idx].to(device)
         draws = None if scores is None else scores[start : start + batch_size].to(device)
         xt = process.q_sample_count(xb, k.to(device), valid=vb, generator=generator, scores=draws)
         c = None if cond is None else cond.index(idx.to(device))
-        ce = _masked_nll(model, process, xt, xb, vb, None, c)  # (b,)
+        ce = _masked_nll(model, process, xt, xb, vb, None, c, visible=seen)  # (b,)
         estimates[start : start + batch_size] = ce * n_valid[idx].double() / k.double()
     return _collapsed_strata(estimates.view(N, samples))  # (N, S), column j from stratum j
 
@@ -217,18 +221,21 @@ def _stratified(u: torch.Tensor) -> torch.Tensor:
     return (torch.arange(samples, dtype=torch.float64)[None] + u) / samples
 
 
-def _masked_nll(model, process, xt, x0, valid, t, cond) -> torch.Tensor:
+def _masked_nll(model, process, xt, x0, valid, t, cond, *, visible=None) -> torch.Tensor:
     """-log p_theta(x_0 | x_t) summed over the masked real tokens of each row: float64 (b,) on the CPU. The output
-    layer runs at the masked positions only, the only logits the cross-entropy reads; padding is hidden from
-    attention and, if masked, left out of the sum."""
+    layer runs at the masked positions only, the only logits the cross-entropy reads; padding (positions not
+    `visible`, by default not `valid`) is hidden from attention and, if masked, left out of the sum."""
+    visible = valid if visible is None else visible
     logits = model(
         xt,
         t,
         cond=cond,
-        attention_mask=None if bool(valid.all()) else valid,
+        attention_mask=None if bool(visible.all()) else visible,
         output_mask=process.output_mask(xt),
     )
-    return (process.cross_entropy(logits, x0, xt).double() * valid).sum(dim=1).cpu()
+    ce = process.cross_entropy(logits, x0, xt).double()
+    # never 0 * inf: an infill blank's target is the mask itself, which the model never predicts
+    return torch.where(valid, ce, torch.zeros_like(ce)).sum(dim=1).cpu()
 
 
 def _collapsed_strata(estimates: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -265,7 +272,7 @@ def _time_stratified_nll(
         c = None if cond is None else cond.index(idx.to(device))
         logits = model(xt, t, cond=c, attention_mask=None if bool(vb.all()) else vb)
         terms = process.loss(logits, xb, xt, t).double()  # (b, L)
-        if hasattr(process, "endpoint_nll"):
+        if process.continuous:
             terms = terms + process.endpoint_nll(xb, generator=generator).double()
         # padding may score inf (it has no code to decode): drop it, never 0 * inf
         terms = torch.where(vb, terms, torch.zeros_like(terms))

@@ -8,7 +8,19 @@ import torch
 
 
 class Process(Protocol):
-    """The forward-process contract of DESIGN.md: the math of q(x_t | x_0), its ELBO and one reverse step."""
+    """The forward-process contract of docs/architecture.md: the math of q(x_t | x_0), its ELBO and one reverse step.
+
+    Optional capabilities are declared, not probed:
+    - `absorbing`: tokens only ever turn into the mask token (masked diffusion). Such a process also provides
+      `q_sample_count(x0, count, *, valid, generator, scores)` (mask exactly `count` tokens: the count-stratified
+      ELBO), `output_mask(xt)` (the positions whose logits the loss reads) and `cross_entropy(logits, x0, xt)`;
+      samplers may unmask once and keep, and blanks can be scored by leaving them masked.
+    - `continuous`: x_t are vectors, not ids (Gaussian diffusion). Such a process also provides `encode(ids)`,
+      `decode(z)` and `endpoint_nll(x0, *, generator)` (the decoder and prior terms of its ELBO).
+    """
+
+    absorbing: bool
+    continuous: bool
 
     def sample_t(
         self,
@@ -78,6 +90,11 @@ class ContinuousTimeProcess:
         antithetic: stratify a batch's times over [t_min, 1] (one shared uniform shift, MDLM's low-discrepancy
             sampler), which lowers the variance of the ELBO gradient.
     """
+
+    absorbing = False
+    """See `Process`: tokens only turn into the mask (q_sample_count, output_mask, cross_entropy)."""
+    continuous = False
+    """See `Process`: x_t are vectors (encode, decode, endpoint_nll)."""
 
     def __init__(self, schedule, *, t_min: float = 1e-3, antithetic: bool = True) -> None:
         self.schedule = schedule

@@ -48,6 +48,8 @@ class GaussianProcess(TokenNoiseProcess):
         antithetic: stratify a batch's times over [t_min, 1].
     """
 
+    continuous = True
+
     def __init__(
         self,
         schedule: Schedule,

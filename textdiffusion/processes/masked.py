@@ -32,6 +32,8 @@ class MaskedProcess(ContinuousTimeProcess):
         antithetic: stratify a batch's times over [t_min, 1].
     """
 
+    absorbing = True
+
     def __init__(
         self, schedule: Schedule, *, mask_id: int, t_min: float = 1e-3, antithetic: bool = True
     ):

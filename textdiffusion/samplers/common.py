@@ -42,7 +42,7 @@ def initial_state(
     else:
         t = torch.full((shape[0],), t_start, device=device)
         xt = process.q_sample(x_init, t, generator=generator)
-    if x_init is not None and hasattr(process, "encode"):
+    if x_init is not None and process.continuous:
         x_init = process.encode(x_init)  # a continuous state: fixed positions hold codes
     return keep_fixed(xt, x_init, fixed), x_init, fixed
 
@@ -58,4 +58,4 @@ def keep_fixed(
 
 def as_ids(process, xt: torch.Tensor) -> torch.Tensor:
     """Token ids of a sampler state: itself, or the nearest codes' ids for a continuous state."""
-    return process.decode(xt) if hasattr(process, "decode") else xt
+    return process.decode(xt) if process.continuous else xt

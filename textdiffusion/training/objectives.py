@@ -28,7 +28,7 @@ class DiffusionObjective:
 
     def __init__(self, process, *, sparse_logits: bool = True) -> None:
         self.process = process
-        self.sparse_logits = sparse_logits and hasattr(process, "output_mask")
+        self.sparse_logits = sparse_logits and process.absorbing
         self.terms = process.loss
 
     def compile(self) -> None:

@@ -187,7 +187,7 @@ class DenoisePipeline(DiffusionPipeline):
     ) -> tuple[torch.Tensor, torch.Tensor] | None:
         """`diffusion_nll`'s draws for each pair, a function of (seed, source) alone; None where the process draws
         its own (it has no count form)."""
-        if not hasattr(self.process, "q_sample_count"):
+        if not self.process.absorbing:
             return None
         offsets = torch.empty(len(sources), samples, dtype=torch.float64)
         scores = torch.full(

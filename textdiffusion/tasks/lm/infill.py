@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 
 import torch
 
+from textdiffusion.evaluation.elbo import diffusion_nll
 from textdiffusion.tasks.pipeline import (
     DiffusionPipeline,
     InputError,
@@ -72,26 +73,20 @@ class InfillPipeline(DiffusionPipeline):
     def context_nll(
         self, pieces: list[list[int]], lengths: Sequence[int], *, samples: int = 16, seed: int = 0
     ) -> float:
-        """ELBO (nats) of the context tokens with the blanks of `lengths` left masked throughout."""
+        """ELBO (nats) of the context tokens with the blanks of `lengths` left masked throughout: the likelihood
+        scorer's count-stratified bound with the blanks visible but never scored."""
         x, context = self._layout(pieces, lengths)
-        n = int(context.sum())
-        generator = torch.Generator().manual_seed(seed)
-        strata = (
-            torch.arange(samples, dtype=torch.float64)
-            + torch.rand(samples, generator=generator, dtype=torch.float64)
-        ) / samples
-        counts = ((strata * n).floor().long() + 1).clamp(max=n)  # (S,) stratified over 1..n
-        x0 = x.expand(samples, -1).to(self.device)
-        context = context.expand(samples, -1).to(self.device)
-        xt = self.process.q_sample_count(
-            x0, counts.to(self.device), valid=context, generator=generator
+        nll, _ = diffusion_nll(
+            self.model,
+            self.process,
+            x,
+            context,
+            samples=samples,
+            batch_size=samples,
+            generator=torch.Generator().manual_seed(seed),
+            visible=torch.ones_like(context),
         )
-        logits = self.model(xt, None, output_mask=self.process.output_mask(xt))  # masked rows only
-        ce = self.process.cross_entropy(logits, x0, xt)
-        ce = torch.where(
-            context, ce, torch.zeros_like(ce)
-        )  # blanks are never scored (their target is a mask)
-        return float((ce.sum(dim=1).double().cpu() * n / counts.double()).mean())
+        return float(nll[0])
 
     def choose_lengths(
         self,
@@ -103,7 +98,7 @@ class InfillPipeline(DiffusionPipeline):
         seed: int,
     ) -> list[int]:
         """One pass of coordinate descent over the blanks, each picking the candidate with the lowest context NLL."""
-        if not hasattr(self.process, "q_sample_count"):
+        if not self.process.absorbing:
             raise InputError(
                 "choosing blank lengths scores the text with its blanks masked, which needs a masked-diffusion "
                 "model; give the lengths with --blank-length N"
