@@ -13,6 +13,8 @@ import math
 import torch
 import torch.nn.functional as F
 
+from textdiffusion.evaluation.block_elbo import block_diffusion_nll
+from textdiffusion.evaluation.strata import collapsed_strata, stratified
 from textdiffusion.processes.base import uniform
 
 LN2 = math.log(2.0)
@@ -120,7 +122,7 @@ def diffusion_nll(
         scores = None
     else:
         u, scores = noise[0].cpu(), noise[1].reshape(N * samples, -1)
-    counts = (_stratified(u) * n_valid[:, None]).floor().long() + 1  # (N, S) in 1..n
+    counts = (stratified(u) * n_valid[:, None]).floor().long() + 1  # (N, S) in 1..n
     counts = torch.minimum(counts, n_valid[:, None])
     window_index = torch.arange(N)[:, None].expand(N, samples).reshape(-1)  # (N*S,)
     flat_counts = counts.reshape(-1)  # (N*S,)
@@ -135,7 +137,7 @@ def diffusion_nll(
         c = None if cond is None else cond.index(idx.to(device))
         ce = _masked_nll(model, process, xt, xb, vb, None, c, visible=seen)  # (b,)
         estimates[start : start + batch_size] = ce * n_valid[idx].double() / k.double()
-    return _collapsed_strata(estimates.view(N, samples))  # (N, S), column j from stratum j
+    return collapsed_strata(estimates.view(N, samples))  # (N, S), column j from stratum j
 
 
 @torch.no_grad()
@@ -197,9 +199,7 @@ def discrete_time_nll(
     weights = steps * (alpha[:-1] - alpha[1:]) / masked_share.clamp(min=1e-300)
     N = x0.shape[0]
     u = uniform((N, samples), device="cpu", generator=generator, dtype=torch.float64)
-    step = (
-        (_stratified(u) * steps).long().clamp(max=steps - 1).reshape(-1)
-    )  # (N*S,) i - 1 in 0..T-1
+    step = (stratified(u) * steps).long().clamp(max=steps - 1).reshape(-1)  # (N*S,) i - 1 in 0..T-1
     window_index = torch.arange(N)[:, None].expand(N, samples).reshape(-1)  # (N*S,)
     estimates = torch.zeros(N * samples, dtype=torch.float64)
     for start in range(0, N * samples, batch_size):
@@ -212,13 +212,7 @@ def discrete_time_nll(
         estimates[start : start + batch_size] = weights[i] * _masked_nll(
             model, process, xt, xb, vb, t, c
         )
-    return _collapsed_strata(estimates.view(N, samples))
-
-
-def _stratified(u: torch.Tensor) -> torch.Tensor:
-    """U[0, 1) draws (N, S) moved into strata: column j into [j / S, (j + 1) / S)."""
-    samples = u.shape[1]
-    return (torch.arange(samples, dtype=torch.float64)[None] + u) / samples
+    return collapsed_strata(estimates.view(N, samples))
 
 
 def _masked_nll(model, process, xt, x0, valid, t, cond, *, visible=None) -> torch.Tensor:
@@ -238,19 +232,6 @@ def _masked_nll(model, process, xt, x0, valid, t, cond, *, visible=None) -> torc
     return torch.where(valid, ce, torch.zeros_like(ce)).sum(dim=1).cpu()
 
 
-def _collapsed_strata(estimates: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mean and variance of the mean of stratified estimates (N, S), column j from stratum j.
-
-    Collapsed strata (Cochran 1977, 5A.12): neighbouring strata j, j+1 are treated as one stratum with two draws, so
-    the squared difference of each pair estimates their two variances (conservatively)."""
-    samples = estimates.shape[1]
-    if samples < 2:
-        return estimates.mean(dim=1), torch.zeros(estimates.shape[0], dtype=torch.float64)
-    even = samples - samples % 2
-    pairs = estimates[:, 0:even:2] - estimates[:, 1:even:2]  # (N, S/2)
-    return estimates.mean(dim=1), pairs.pow(2).sum(dim=1) / samples**2 * (samples / even)
-
-
 def _time_stratified_nll(
     model, process, x0, valid, *, samples, batch_size, generator, cond
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -260,7 +241,7 @@ def _time_stratified_nll(
     device = next(model.parameters()).device
     N = x0.shape[0]
     u = uniform((N, samples), device="cpu", generator=generator, dtype=torch.float64)
-    times = _stratified(u).float().reshape(-1)
+    times = stratified(u).float().reshape(-1)
     window_index = torch.arange(N)[:, None].expand(N, samples).reshape(-1)  # (N*S,)
     estimates = torch.zeros(N * samples, dtype=torch.float64)
     for start in range(0, N * samples, batch_size):
@@ -277,7 +258,7 @@ def _time_stratified_nll(
         # padding may score inf (it has no code to decode): drop it, never 0 * inf
         terms = torch.where(vb, terms, torch.zeros_like(terms))
         estimates[start : start + batch_size] = terms.sum(dim=1).cpu()
-    return _collapsed_strata(estimates.view(N, samples))
+    return collapsed_strata(estimates.view(N, samples))
 
 
 @torch.no_grad()
@@ -373,97 +354,3 @@ def evaluate_text(
         exact=exact,
         steps=steps,
     )
-
-
-@torch.no_grad()
-def block_diffusion_nll(
-    model: torch.nn.Module,
-    process,
-    x0: torch.Tensor,
-    valid: torch.Tensor,
-    *,
-    samples: int = 32,
-    batch_size: int = 32,
-    generator: torch.Generator | None = None,
-    cond=None,
-    steps: int | None = None,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """ELBO of each window (nats) under a block diffusion model (BD3-LM, Arriola et al. 2025, eq. 6).
-
-    The window's likelihood factorises over its blocks, -log p(x) = sum_b -log p(x^b | x^{<b}), and each factor is
-    bounded by the masked-diffusion ELBO of block b given the clean blocks before it. The two-stream network
-    (`model(xt, t, x0=x0)`) gives every block's predictions in one pass, so every block is noised independently in
-    the same pass and the window's bound is the sum of the blocks' estimates:
-
-    - continuous time (`steps` None): the count-stratified estimator of `diffusion_nll` within each block,
-      E_{k ~ U{1..n_b}} [ n_b / k sum_{masked in b} CE ] (Ou et al. 2024, Prop. 3.3), k stratified over the samples;
-    - `steps` T: the bound of the block sampler with T ancestral steps per block (`discrete_time_nll` per block).
-
-    Sample j of every block is drawn from stratum j, so the window's sum has the strata of `diffusion_nll` and the
-    same collapsed-strata variance. With one block of the whole window this is `diffusion_nll` (the same draws).
-
-    Args:
-        x0: int64 (N, L) windows, L a multiple of the block size; valid: bool (N, L) real tokens.
-        cond: a `Cond` of N rows (a label).
-
-    Returns:
-        (mean, var): float64 (N,) estimated ELBO of each window and the variance of that estimate.
-    """
-    from textdiffusion.processes.masked import MaskedProcess
-    from textdiffusion.samplers.common import time_grid
-
-    block = model.config.block_size
-    if not block:
-        raise ValueError("block_diffusion_nll needs a block diffusion model (block_size > 0)")
-    if not isinstance(process, MaskedProcess):
-        raise ValueError(f"block diffusion is masked diffusion; this model uses {process!r}")
-    device = next(model.parameters()).device
-    N, L = x0.shape
-    if L % block:
-        raise ValueError(f"windows of {L} tokens do not split into blocks of {block}")
-    n_blocks = L // block
-    n_valid = valid.view(N, n_blocks, block).sum(dim=-1)  # (N, n_blocks) real tokens per block
-    u = uniform((N, samples, n_blocks), device="cpu", generator=generator, dtype=torch.float64)
-    strata = (torch.arange(samples, dtype=torch.float64)[None, :, None] + u) / samples  # (N, S, nb)
-    if steps is None:
-        counts = (strata * n_valid[:, None]).floor().long() + 1  # (N, S, nb) in 1..n_b
-        counts = torch.minimum(counts, n_valid[:, None]).reshape(N * samples, n_blocks)
-        # n_b / k, 0 for a block of padding only
-        weights = n_valid[:, None].double() / counts.view(N, samples, n_blocks).clamp(min=1)
-        weights = weights.reshape(N * samples, n_blocks)
-    else:
-        grid = time_grid(steps, 1.0, device="cpu").flip(0)  # t_0 = 0 .. t_T = 1
-        alpha = process.alpha(grid).double()  # (T + 1,)
-        step_weight = steps * (alpha[:-1] - alpha[1:]) / (1.0 - alpha[1:]).clamp(min=1e-300)
-        step = (strata * steps).long().clamp(max=steps - 1).reshape(N * samples, n_blocks)
-        weights = step_weight[step]  # (N*S, nb)
-    window_index = torch.arange(N)[:, None].expand(N, samples).reshape(-1)  # (N*S,)
-    estimates = torch.zeros(N * samples, dtype=torch.float64)
-    for start in range(0, N * samples, batch_size):
-        rows = slice(start, start + batch_size)
-        idx = window_index[rows]
-        xb, vb = x0[idx].to(device), valid[idx].to(device)
-        b = xb.shape[0]
-        blocks = xb.view(b * n_blocks, block)  # (b * nb, block) one row per block
-        if steps is None:
-            k = counts[rows].reshape(-1).to(device)
-            xt = process.q_sample_count(
-                blocks, k, valid=vb.view(b * n_blocks, block), generator=generator
-            )
-        else:
-            t = grid[step[rows].reshape(-1) + 1].to(device)  # (b * nb,)
-            # padding may be masked too: it is hidden from attention and left out of the sum
-            xt = process.q_sample(blocks, t, generator=generator)
-        xt = xt.view(b, L)
-        c = None if cond is None else cond.index(idx.to(device))
-        logits = model(
-            xt,
-            None,
-            x0=xb,
-            cond=c,
-            attention_mask=None if bool(vb.all()) else vb,
-            output_mask=process.output_mask(xt),
-        )
-        ce = (process.cross_entropy(logits, xb, xt).double() * vb).view(b, n_blocks, block)
-        estimates[rows] = (ce.sum(dim=-1).cpu() * weights[rows]).sum(dim=-1)
-    return _collapsed_strata(estimates.view(N, samples))
