@@ -38,7 +38,7 @@ from textdiffusion.data import BatchStream, Tokenizer, chunk_stream
 from textdiffusion.data.captions import CaptionStream
 from textdiffusion.data.pairs import LabelStream, LengthRule, ParallelPairStream
 from textdiffusion.evaluation.elbo import LN2, autoregressive_nll, diffusion_nll
-from textdiffusion.networks import DiffusionTransformer
+from textdiffusion.networks import build_network
 from textdiffusion.processes import analog_bits, build_process
 from textdiffusion.training import distributed
 from textdiffusion.training.data import (
@@ -51,6 +51,7 @@ from textdiffusion.training.data import (
     pair_stream,
 )
 from textdiffusion.training.ema import EMA
+from textdiffusion.training.finetune import finetune_config, load_init, start_lora
 from textdiffusion.training.objectives import build_objective
 from textdiffusion.training.optim import build_optimizer, learning_rate
 from textdiffusion.training.state import (
@@ -169,7 +170,8 @@ class Trainer(CheckpointState):
             )
             self.tokenizer = pairs.tokenizer
             n_labels = len(pairs.labels)
-            if ckpt is not None and ckpt.model.n_labels != n_labels:
+            grows = init is not None and ckpt.model.n_labels == 0  # fine-tuning adds the labels
+            if ckpt is not None and ckpt.model.n_labels != n_labels and not grows:
                 raise TrainingError(
                     f"the model has {ckpt.model.n_labels} labels, and --labels gives {n_labels}"
                 )
@@ -237,9 +239,13 @@ class Trainer(CheckpointState):
                 f"--seq-len {self.seq_len} exceeds the model's max length {ckpt.model.max_len}"
             )
 
-        self.net = DiffusionTransformer(ckpt.model).to(self.device)
         if init is not None:
-            self.net.load_state_dict(init.model.state_dict())
+            ckpt = self.ckpt_config = finetune_config(ckpt, config, n_labels=n_labels)
+        self.net = build_network(ckpt.model).to(self.device)
+        if init is not None:
+            load_init(self.net, init.model)
+        if config.lora_rank and self.resume_from is None:
+            self.net, self.ckpt_config = start_lora(self.net, ckpt, config, base=init_from)
         self.process = build_process(
             ckpt.process,
             mask_id=self.tokenizer.mask_id,
@@ -427,6 +433,8 @@ class Trainer(CheckpointState):
         lr = learning_rate(self.step, config, time_fraction=self.time_fraction)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
+        if hasattr(self.net, "anneal"):  # causal -> bidirectional attention of an adapted causal LM
+            self.net.anneal(self.step)
         pieces = micro_batches(self.stream.next_batch(), self.config.grad_accum, self.device)
         micro = len(pieces)
         total = torch.zeros((), device=self.device)
