@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 def commands() -> dict[str, Callable]:
     from textdiffusion.cli import (
         caption,
+        convert,
         denoise,
         denoise_eval,
         evaluate,
@@ -33,6 +34,7 @@ def commands() -> dict[str, Callable]:
         "style": style.style,
         "caption": caption.caption,
         "particles": particles.particles,
+        "convert": convert.convert,
     }
 
 

@@ -184,6 +184,8 @@ def load_hf_folder(
     device: str | torch.device = "cpu",
     mask_id: int | None = None,
     logit_shift: int | None = None,
+    hf_config: dict[str, Any] | None = None,
+    state: dict[str, torch.Tensor] | None = None,
 ):
     """Read a raw transformers folder as a `Pretrained` (hf backbone, masked process, task generate).
 
@@ -191,6 +193,8 @@ def load_hf_folder(
         directory: the folder (config.json, weights, tokenizer.json).
         mask_id: the mask token's id, for diffusion LMs trained with their own (LLaDA, Dream).
         logit_shift: override the family's default (1 for causal LMs, 0 for BERT).
+        hf_config, state: a transformers config and state dict to use instead of the folder's (a converter's
+            translation of another layout); the tokenizer is still the folder's.
     """
     from textdiffusion.checkpoint import CheckpointConfig, Pretrained
     from textdiffusion.data.tokenizers import Tokenizer, TokenizerError
@@ -199,7 +203,7 @@ def load_hf_folder(
     from textdiffusion.processes import build_process
 
     directory = Path(directory)
-    hf_config = read_hf_config(directory)
+    hf_config = read_hf_config(directory) if hf_config is None else hf_config
     where = str(directory / "config.json")
     arch = architecture(hf_config, where=where)
     family = ARCHITECTURES[HEADLESS.get(arch, arch)][0]
@@ -215,7 +219,7 @@ def load_hf_folder(
         )
     except TokenizerError as exc:
         raise HFFolderError(str(exc)) from None
-    state = read_hf_weights(directory)
+    state = read_hf_weights(directory) if state is None else state
     rows = _embedding_rows(state, where=str(directory))
     if hf_config.get("vocab_size") not in (None, rows):
         raise HFFolderError(
