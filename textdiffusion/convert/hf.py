@@ -111,14 +111,19 @@ def _load_safetensors(path: Path) -> dict[str, torch.Tensor]:
 
 def load_state_strict(model: nn.Module, state: dict[str, torch.Tensor], *, where: str) -> None:
     """Load a transformers state dict: the body's prefix is added when the file was saved from the body alone;
-    tied outputs may be absent; buffers older versions saved (GPT-2's causal `attn.bias`, rotary `inv_freq`) and a
-    BERT pooler (unused) are dropped. Anything else missing or unexpected is an error naming `where`."""
+    tied outputs may be absent; buffers older versions saved (GPT-2's causal `attn.bias`, rotary `inv_freq`, BERT's
+    `position_ids`) and a BERT pooler (unused) are dropped. Anything else missing or unexpected is an error naming `where`."""
     own = model.state_dict()
     prefix = model.base_model_prefix
     if prefix and not any(k.startswith(prefix + ".") for k in state):
         state = {f"{prefix}.{k}": v for k, v in state.items()}
     ignored = (".attn.bias", ".attn.masked_bias", "rotary_emb.inv_freq", ".pooler.")
-    state = {k: v for k, v in state.items() if not any(s in k for s in ignored)}
+    buffers = ("embeddings.position_ids", "embeddings.token_type_ids")  # saved by transformers 4.x
+    state = {
+        k: v
+        for k, v in state.items()
+        if not any(s in k for s in ignored) and not k.endswith(buffers)
+    }
     tied = tied_names(model)
     head_keys = {k for k in own if k.startswith(("cls.", "lm_head."))}
     missing = sorted(set(own) - set(state) - tied)
