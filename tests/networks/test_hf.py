@@ -209,6 +209,17 @@ def test_train_from_folder_then_generate(folders, name, corpus_file, tmp_path, c
     )
     printed = capsys.readouterr().out
     assert printed.strip()
+    if name in ("bert", "llama"):  # eval and infill on the fine-tuned folder
+        main(
+            ["eval", "--model", str(out), "--data", str(corpus_file), "--samples", "2"]
+            + ["--max-windows", "2", "--device", "cpu"]
+        )
+        assert "bits/char" in capsys.readouterr().out
+        main(
+            ["infill", "--model", str(out), "the cat ___ on the mat", "--blank-length", "3"]
+            + ["--steps", "3", "--device", "cpu"]
+        )
+        assert capsys.readouterr().out.strip()
 
 
 def test_style_and_denoise_tasks_from_bert(folders, tmp_path, corpus_text):
