@@ -31,7 +31,7 @@ from textdiffusion.config import (
     config_to_dict,
 )
 from textdiffusion.data.tokenizers import Tokenizer, TokenizerError
-from textdiffusion.networks import DiffusionTransformer
+from textdiffusion.networks import build_network
 from textdiffusion.processes import build_process
 from textdiffusion.task_config import TASK_CONFIGS, LMConfig
 
@@ -133,7 +133,7 @@ def migrate(data: dict[str, Any], *, where: str = CONFIG_NAME) -> dict[str, Any]
 class Pretrained:
     """A loaded checkpoint: the network, its tokenizer, its forward process and its config."""
 
-    model: DiffusionTransformer
+    model: torch.nn.Module
     tokenizer: Tokenizer
     process: Any
     config: CheckpointConfig
@@ -157,14 +157,26 @@ def weights_state(
     """State dict without wrapper prefixes or tied duplicates, detached, contiguous, on the CPU."""
     model = unwrap(model)
     state = {}
+    tied = tied_names(model)
     for name, tensor in model.state_dict().items():
-        if name == "head.weight" and getattr(model.config, "tie_embeddings", False):
-            continue  # the same storage as embed.weight; safetensors refuses shared tensors
+        if name in tied:
+            continue  # the storage of an earlier name (head.weight of embed.weight); safetensors refuses shared tensors
         tensor = tensor.detach().to("cpu")
         if dtype is not None and tensor.is_floating_point():
             tensor = tensor.to(dtype)
         state[name] = tensor.contiguous()
     return state
+
+
+def tied_names(model: torch.nn.Module) -> set[str]:
+    """State-dict names whose tensor shares its storage with an earlier name (tied weights)."""
+    seen: set[int] = set()
+    tied = set()
+    for name, tensor in model.state_dict(keep_vars=True).items():
+        if tensor.numel() and tensor.data_ptr() in seen:
+            tied.add(name)
+        seen.add(tensor.data_ptr())
+    return tied
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
@@ -291,7 +303,7 @@ def load_weights(model: torch.nn.Module, state: dict[str, torch.Tensor], *, wher
     """Load `state` into `model` strictly (tied output weights excepted), casting to the model's dtype."""
     model = unwrap(model)
     own = model.state_dict()
-    allowed_missing = {"head.weight"} if getattr(model.config, "tie_embeddings", False) else set()
+    allowed_missing = tied_names(model)
     missing = sorted(set(own) - set(state) - allowed_missing)
     unexpected = sorted(set(state) - set(own))
     if missing or unexpected:
@@ -313,6 +325,13 @@ def load_pretrained(
 ) -> Pretrained:
     """Load a checkpoint by local folder, shipped name (e.g. "shakespeare-char") or hub id, in eval mode."""
     directory = resolve(name_or_path)
+    from textdiffusion.convert.hf import HFFolderError, is_hf_folder, load_hf_folder
+
+    if is_hf_folder(directory):  # a raw transformers folder, converted on the fly
+        try:
+            return load_hf_folder(directory, device=device)
+        except (HFFolderError, ValueError) as exc:
+            raise CheckpointError(str(exc)) from None
     config = read_config(directory)
     try:
         tokenizer = Tokenizer.load(directory / TOKENIZER_NAME)
@@ -323,8 +342,15 @@ def load_pretrained(
             f"{directory}: tokenizer has {tokenizer.vocab_size} tokens but the model expects "
             f"{config.model.vocab_size}"
         )
-    model = DiffusionTransformer(config.model)
-    load_weights(model, read_weights(directory), where=str(directory))
+    if config.model.lora and config.model.lora.get(
+        "base"
+    ):  # an adapter folder: the base holds the rest
+        from textdiffusion.training.lora import load_adapter
+
+        model = load_adapter(directory, config.model, read_weights(directory))
+    else:
+        model = build_network(config.model)
+        load_weights(model, read_weights(directory), where=str(directory))
     model.to(device).eval()
     process = build_process(
         config.process,

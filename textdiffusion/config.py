@@ -75,14 +75,48 @@ class ModelConfig:
     """Block diffusion (BD3-LM, Arriola et al. 2025): tokens in blocks of this size, each block denoised given the
     clean blocks before it (block-causal); must divide max_len. 0: one block of the whole context (masked
     diffusion as MDLM)."""
+    backbone: Literal["transformer", "hf", "dit"] = "transformer"
+    """The network family (networks.build_network): the project's transformer; a Hugging Face `transformers`
+    model rebuilt from `hf_config` (networks/hf.py); or the DiT of MDLM/SEDD/BD3LM/DUO (networks/dit.py)."""
+    hf_config: dict[str, Any] | None = None
+    """backbone hf: the `transformers` config dict (config.json of the source model, with `architectures`);
+    backbone dit: the DiT settings (networks/dit.py, `DiTSettings`)."""
+    logit_shift: int = 0
+    """Read the prediction of position i off the output at position i - logit_shift (1 for networks adapted from
+    causal LMs: DiffuGPT, Dream); 0 reads each position's own output."""
+    attention_anneal_steps: int = 0
+    """backbone hf: widen a causal attention mask to full bidirectional attention over the first N fine-tuning
+    steps (DiffuGPT's attention-mask annealing); 0: bidirectional from the start."""
+    lora: dict[str, Any] | None = None
+    """Low-rank adapters on the network (training/lora.py): rank, alpha, targets, and `base`, the model whose
+    weights the adapter folder leaves out (None when the folder holds every weight)."""
 
     def __post_init__(self) -> None:
+        _check(
+            self.backbone in ("transformer", "hf", "dit"),
+            f"--backbone must be transformer, hf or dit, got {self.backbone!r}",
+        )
+        _check(
+            (self.hf_config is not None) == (self.backbone != "transformer"),
+            f"hf_config is needed by (and only by) the hf and dit backbones (backbone {self.backbone!r})",
+        )
+        _check(self.logit_shift in (0, 1), f"logit_shift must be 0 or 1, got {self.logit_shift}")
+        _check(
+            self.attention_anneal_steps >= 0,
+            f"--attention-anneal-steps must be >= 0, got {self.attention_anneal_steps}",
+        )
+        if self.backbone != "transformer":
+            _check(
+                self.image_size == 0 and self.input_dim == 0,
+                f"the {self.backbone} backbone reads token ids only (image_size and input_dim must be 0)",
+            )
         _check(self.vocab_size >= 0, f"--vocab-size must be >= 0, got {self.vocab_size}")
         _check(self.max_len > 0, f"--max-len must be positive, got {self.max_len}")
         _check(self.n_layers > 0, f"--n-layers must be positive, got {self.n_layers}")
         _check(self.n_heads > 0, f"--n-heads must be positive, got {self.n_heads}")
         _check(
-            self.dim % self.n_heads == 0 and (self.dim // self.n_heads) % 2 == 0,
+            self.backbone != "transformer"
+            or (self.dim % self.n_heads == 0 and (self.dim // self.n_heads) % 2 == 0),
             f"--dim ({self.dim}) must be divisible by --n-heads ({self.n_heads}) with an even head size",
         )
         _check(0.0 <= self.dropout < 1.0, f"--dropout must be in [0, 1), got {self.dropout}")
@@ -288,8 +322,31 @@ class TrainConfig:
     log: tuple[Literal["tensorboard"], ...] = ()
     """Also log the metrics to TensorBoard in OUT/tensorboard (needs the tensorboard package). OUT/metrics.jsonl and
     OUT/curves.png are always written."""
+    lora_rank: int = 0
+    """Fine-tune low-rank adapters of this rank through `peft` (LoRA, Hu et al. 2022) instead of every weight; 0: off.
+    Needs --init-from."""
+    lora_alpha: float = 16.0
+    """LoRA scaling: the update is (alpha / rank) * B A."""
+    lora_targets: tuple[str, ...] = ()
+    """Names of the linear layers that get adapters (default: the attention and MLP projections of the backbone)."""
+    lora_save: Literal["merged", "adapter"] = "merged"
+    """What --out holds after LoRA training: the adapters merged into the weights (a plain model), or only the
+    adapters (and the new label/segment embeddings) beside a reference to the --init-from model."""
+    attention_anneal_steps: int = 0
+    """--init-from a causal LM (GPT-2, LLaMA, Qwen2): anneal its causal attention to bidirectional over the first N
+    steps (DiffuGPT); 0: bidirectional at once."""
 
     def __post_init__(self) -> None:
+        _check(self.lora_rank >= 0, f"--lora-rank must be >= 0, got {self.lora_rank}")
+        _check(self.lora_alpha > 0, f"--lora-alpha must be positive, got {self.lora_alpha}")
+        _check(
+            self.lora_save in ("merged", "adapter"),
+            f"--lora-save must be merged or adapter, got {self.lora_save!r}",
+        )
+        _check(
+            self.attention_anneal_steps >= 0,
+            f"--attention-anneal-steps must be >= 0, got {self.attention_anneal_steps}",
+        )
         for name in ("steps", "batch_size", "grad_accum", "log_every", "keep_checkpoints"):
             value = getattr(self, name)
             _check(value > 0, f"--{name.replace('_', '-')} must be positive, got {value}")

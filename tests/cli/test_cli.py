@@ -120,7 +120,10 @@ def test_train_three_steps_then_generate_infill_eval(tmp_path, corpus_file, proc
             ["train", "--out", "{tmp}/x", "--data", "{corpus}", "--dim", "30", "--preset", "tiny"],
             "--dim",
         ),
-        (["search", "--out", "{tmp}/s", "--data", "{corpus}", "--resume"], "a search resumes by itself"),
+        (
+            ["search", "--out", "{tmp}/s", "--data", "{corpus}", "--resume"],
+            "a search resumes by itself",
+        ),
         (
             ["eval", "--data", "{corpus}", "--model", "{model}", "--steps", "0"],
             "--steps must be positive",

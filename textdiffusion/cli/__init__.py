@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 def commands() -> dict[str, Callable]:
     from textdiffusion.cli import (
         caption,
+        convert,
         denoise,
         denoise_eval,
         evaluate,
@@ -37,6 +38,7 @@ def commands() -> dict[str, Callable]:
         "particles": particles.particles,
         "push": push.push,
         "serve": serve.serve,
+        "convert": convert.convert,
     }
 
 

@@ -123,6 +123,7 @@ def train(args: TrainArgs) -> None:
     from textdiffusion.cli.common import CLIError, print_config, save_config
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    from textdiffusion.checkpoint import CheckpointError
     from textdiffusion.config import ConfigError
     from textdiffusion.data import DataError
     from textdiffusion.training import TrainingError
@@ -134,8 +135,13 @@ def train(args: TrainArgs) -> None:
         save_config(args, Path(args.out) / "train_args.json")
     try:
         result = run_training(args.data, args.train, out=args.out, resume=args.resume, **settings)
-    except (TrainingError, DataError, ConfigError, ValueError) as exc:
+    except (TrainingError, DataError, ConfigError, CheckpointError, ValueError) as exc:
         raise CLIError(str(exc)) from None
+    if int(os.environ.get("RANK", "0")) == 0 and args.train.lora_rank:
+        from textdiffusion.training.finetune import base_reference
+        from textdiffusion.training.lora import finalize
+
+        finalize(result.out, mode=args.train.lora_save, base=base_reference(args.init_from))
     if int(os.environ.get("RANK", "0")) == 0:
         bpc = (
             f", valid {result.valid_bits_per_char:.4f} bits/char"

@@ -8,6 +8,7 @@ from user text: a literal "[MASK]" in the input is spelled out like any other te
 
 from __future__ import annotations
 
+import json
 import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -18,6 +19,15 @@ from tokenizers import Tokenizer as _Backend
 
 PAD, MASK, BOS, EOS, SEP = "[PAD]", "[MASK]", "[BOS]", "[EOS]", "[SEP]"
 SPECIAL_TOKENS = (PAD, MASK, BOS, EOS, SEP)
+# Names under which Hugging Face tokenizers hold a role (`Tokenizer.from_hf` renames the token in place: its id, and
+# so its pretrained embedding, stay).
+ROLE_ALIASES = {
+    PAD: ("<pad>", "<|pad|>"),
+    MASK: ("<mask>", "<|mask|>", "<|mdm_mask|>"),
+    BOS: ("[CLS]", "<s>", "<|begin_of_text|>", "<|startoftext|>", "<bos>"),
+    EOS: ("</s>", "<|endoftext|>", "<|end_of_text|>", "<eos>"),
+    SEP: (),
+}
 
 
 class TokenizerError(ValueError):
@@ -89,6 +99,75 @@ class Tokenizer:
             raise TokenizerError(f"cannot read tokenizer {path}: {exc}") from None
         return cls(backend)
 
+    @classmethod
+    def from_hf(
+        cls, path: str | Path, *, mask_id: int | None = None, require_mask: bool = False
+    ) -> Tokenizer:
+        """A Hugging Face `tokenizer.json` (BERT WordPiece, GPT-2/Qwen2 byte-level BPE, LLaMA SentencePiece-BPE)
+        given the five special tokens this package needs.
+
+        A role the file already holds under another name (`ROLE_ALIASES`: BERT's [CLS] as [BOS], GPT-2's
+        <|endoftext|> as [EOS], Dream's <|mask|> as [MASK], ...; or the token at `mask_id`) is renamed in place, so
+        its id and pretrained embedding stay, and the saved file records the mapping (`load` reads it back). The
+        other roles are added as new special tokens after the vocabulary, [MASK] first (so a GPT-2 vocabulary gets
+        its mask at id 50257, as MDLM, SEDD and DiffuGPT put it). Truncation, padding and the post-processor are
+        dropped: this package adds no special tokens while encoding and packs sequences itself.
+
+        Args:
+            path: the tokenizer.json file.
+            mask_id: id of the mask token the model was trained with (LLaDA, Dream), renamed [MASK].
+            require_mask: refuse a file without a mask token (a BERT masked LM is a denoiser with its own mask).
+        """
+        path = Path(path)
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise TokenizerError(f"no tokenizer file at {path}") from None
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise TokenizerError(f"cannot read tokenizer {path}: {exc}") from None
+        if not isinstance(data, dict) or not isinstance(data.get("model"), dict):
+            raise TokenizerError(f"{path} is not a Hugging Face tokenizer.json (no 'model' object)")
+        added = data.get("added_tokens") or []
+        vocab = data["model"].get("vocab") or {}
+        pieces = (
+            [v[0] for v in vocab] if isinstance(vocab, list) else list(vocab)
+        )  # Unigram: [piece, score]
+        ids = dict(zip(pieces, range(len(pieces)))) if isinstance(vocab, list) else dict(vocab)
+        ids.update({t["content"]: t["id"] for t in added})
+        renames: dict[str, str] = {}
+        for role in SPECIAL_TOKENS:
+            if role in ids:
+                continue
+            if role == MASK and mask_id is not None:
+                found = [name for name, i in ids.items() if i == mask_id]
+                if not found:
+                    raise TokenizerError(f"{path} has no token with the mask id {mask_id}")
+                renames[found[0]] = MASK
+                continue
+            alias = next((a for a in ROLE_ALIASES[role] if a in ids and a not in renames), None)
+            if alias is not None:
+                renames[alias] = role
+            elif role == MASK and require_mask:
+                raise TokenizerError(
+                    f"{path} has no mask token ([MASK] or one of {list(ROLE_ALIASES[MASK])}), which a masked "
+                    "language model needs"
+                )
+        for token in added:
+            token["content"] = renames.get(token["content"], token["content"])
+        if isinstance(vocab, list):
+            data["model"]["vocab"] = [[renames.get(v[0], v[0]), *v[1:]] for v in vocab]
+        elif vocab:
+            data["model"]["vocab"] = {renames.get(k, k): v for k, v in vocab.items()}
+        data["post_processor"] = data["padding"] = data["truncation"] = None
+        try:
+            backend = _Backend.from_str(json.dumps(data))
+        except Exception as exc:  # the Rust side raises plain Exceptions
+            raise TokenizerError(f"cannot read tokenizer {path}: {exc}") from None
+        # present roles are marked special under their id; missing ones get the next ids, in this order
+        order = (MASK, PAD, BOS, EOS, SEP)
+        backend.add_special_tokens([AddedToken(t, special=True) for t in order])
+        return cls(backend)
+
     def save(self, path: str | Path) -> None:
         self.backend.save(str(path))
 
@@ -99,7 +178,11 @@ class Tokenizer:
 
     @property
     def kind(self) -> str:
-        return "bpe" if isinstance(self.backend.pre_tokenizer, pre_tokenizers.ByteLevel) else "char"
+        """bpe (byte-level BPE), char (`train_char`: the specials, then the 256 byte tokens), or hf (any other
+        Hugging Face tokenizer, read by `from_hf`)."""
+        if isinstance(self.backend.pre_tokenizer, pre_tokenizers.ByteLevel):
+            return "bpe"
+        return "char" if self.backend.token_to_id("<0x00>") == len(SPECIAL_TOKENS) else "hf"
 
     def encode(self, text: str) -> list[int]:
         return self.backend.encode(_encodable(text), add_special_tokens=False).ids

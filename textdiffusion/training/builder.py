@@ -26,10 +26,11 @@ from textdiffusion.checkpoint import (
 )
 from textdiffusion.config import DataConfig, ModelConfig, ProcessConfig, SampleConfig, TrainConfig
 from textdiffusion.data import Tokenizer
-from textdiffusion.networks import DiffusionTransformer
+from textdiffusion.networks import build_network
 from textdiffusion.processes import analog_bits, build_process
 from textdiffusion.tasks import TASKS, TaskRequest, ValidationSet, get_task
 from textdiffusion.training import distributed
+from textdiffusion.training.finetune import finetune_config, load_init, start_lora
 from textdiffusion.training.objectives import build_objective
 from textdiffusion.training.state import TrainingError, find_checkpoints
 from textdiffusion.training.trainer import EvalCallback, Trainer, TrainResult
@@ -162,22 +163,27 @@ def build_parts(
             task_config=made.config,
         )
     else:
-        if ckpt.model.n_labels != made.n_labels:
+        grows = init is not None and ckpt.model.n_labels == 0  # fine-tuning may add the labels
+        if ckpt.model.n_labels != made.n_labels and not grows:
             raise TrainingError(
                 f"the model has {ckpt.model.n_labels} labels, and --labels gives {made.n_labels}"
             )
         # fine-tuning records this run's task settings (noise rates, length rule), not the original's
         ckpt = dataclasses.replace(ckpt, task_config=made.config)
+        if init is not None:
+            ckpt = finetune_config(ckpt, config, n_labels=made.n_labels)
     if ckpt.objective != config.objective:
         raise TrainingError(
             f"--objective {config.objective} does not match the checkpoint's objective {ckpt.objective}"
         )
-    # the same initial weights on every rank, whatever the caller's global RNG (which is left as it was)
+    # the same initial weights (and adapters) on every rank, whatever the caller's global RNG, left as it was
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
-        net = DiffusionTransformer(ckpt.model)
-    if init is not None:
-        net.load_state_dict(init.model.state_dict())
+        net = build_network(ckpt.model)
+        if init is not None:
+            load_init(net, init.model)
+        if config.lora_rank and resume_from is None:
+            net, ckpt = start_lora(net, ckpt, config, base=init_from)
     process_ = build_process(
         ckpt.process,
         mask_id=tokenizer.mask_id,

@@ -215,6 +215,10 @@ class Trainer(CheckpointState):
         lr = learning_rate(self.step, config, time_fraction=self.time_fraction)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
+        if hasattr(self.net, "anneal"):  # causal -> bidirectional attention of an adapted causal LM
+            self.net.anneal(self.step)
+        if hasattr(self.net, "anneal"):  # causal -> bidirectional attention of an adapted causal LM
+            self.net.anneal(self.step)
         pieces = micro_batches(self.stream.next_batch(), self.config.grad_accum, self.device)
         micro = len(pieces)
         total = torch.zeros((), device=self.device)
