@@ -17,7 +17,8 @@ TaskName = Literal["generate", "denoise", "style", "caption"]
 """generate: a language model; denoise: a corrector of corrupted text; style: a rewriter trained on aligned pairs;
 caption: a describer of images trained on (image, caption) pairs."""
 TASKS: tuple[str, ...] = get_args(TaskName)
-SamplerName = Literal["ancestral", "cached", "confidence"]
+SamplerName = Literal["ancestral", "cached", "confidence", "remask"]
+RemaskSchedule = Literal["cap", "rescale", "loop"]
 Objective = Literal["diffusion", "ar"]
 
 
@@ -138,7 +139,7 @@ class SampleConfig:
     """Defaults of the reverse process, saved with a model so that `generate` works as trained."""
 
     sampler: SamplerName = "cached"
-    """ancestral (MDLM), cached (ancestral without recomputing unchanged states) or confidence."""
+    """ancestral (MDLM), cached (ancestral without recomputing unchanged states), confidence or remask (ReMDM)."""
     steps: int = 64
     """Refinement steps (network calls at most)."""
     temperature: float = 1.0
@@ -147,11 +148,24 @@ class SampleConfig:
     """Nucleus sampling: keep the smallest set of tokens with this much probability."""
     threshold: float | None = None
     """confidence sampler: unmask every token above this probability (at least one per step)."""
+    order_temperature: float = 0.0
+    """confidence sampler: temperature of the unmasking order (Gumbel-top-k over log confidence); 0 reveals the
+    most confident first."""
+    remask_schedule: RemaskSchedule = "cap"
+    """remask sampler: how often revealed tokens go back to the mask (ReMDM's cap, rescale or loop)."""
+    eta: float = 0.02
+    """remask sampler: remasking strength in [0, 1]."""
+    t_on: float = 0.55
+    """remask loop: the time the loop starts (the sampler's clock runs from 1 to 0)."""
+    t_off: float = 0.05
+    """remask loop: the time the loop ends."""
+    alpha_on: float = 0.9
+    """remask loop: the share of revealed tokens kept during the loop."""
 
     def __post_init__(self) -> None:
         _check(
-            self.sampler in ("ancestral", "cached", "confidence"),
-            f"--sampler must be ancestral, cached or confidence, got {self.sampler!r}",
+            self.sampler in get_args(SamplerName),
+            f"--sampler must be ancestral, cached, confidence or remask, got {self.sampler!r}",
         )
         _check(self.steps > 0, f"--steps must be positive, got {self.steps}")
         _check(self.temperature > 0, f"--temperature must be positive, got {self.temperature}")
@@ -160,6 +174,24 @@ class SampleConfig:
             self.threshold is None or 0.0 < self.threshold < 1.0,
             f"--threshold must be in (0, 1), got {self.threshold}",
         )
+        _check(
+            self.order_temperature >= 0,
+            f"--order-temperature must be >= 0, got {self.order_temperature}",
+        )
+        _check(
+            self.order_temperature == 0 or self.threshold is None,
+            "--order-temperature samples the order of the count schedule; it cannot go with --threshold",
+        )
+        _check(
+            self.remask_schedule in get_args(RemaskSchedule),
+            f"--remask-schedule must be cap, rescale or loop, got {self.remask_schedule!r}",
+        )
+        _check(0.0 <= self.eta <= 1.0, f"--eta must be in [0, 1], got {self.eta}")
+        _check(
+            0.0 <= self.t_off < self.t_on <= 1.0,
+            f"--t-on and --t-off need 0 <= t-off < t-on <= 1, got {self.t_on} and {self.t_off}",
+        )
+        _check(0.0 < self.alpha_on < 1.0, f"--alpha-on must be in (0, 1), got {self.alpha_on}")
 
 
 @dataclasses.dataclass

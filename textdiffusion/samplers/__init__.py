@@ -10,12 +10,20 @@ from collections.abc import Callable
 
 from textdiffusion.samplers.ancestral import sample_ancestral, sample_cached
 from textdiffusion.samplers.confidence import sample_confidence
+from textdiffusion.samplers.remask import sample_remask
 
 SAMPLERS: dict[str, Callable] = {
     "ancestral": sample_ancestral,
     "cached": sample_cached,
     "confidence": sample_confidence,
+    "remask": sample_remask,
 }
+
+SAMPLER_OPTIONS: dict[str, tuple[str, ...]] = {
+    "confidence": ("threshold", "order_temperature"),
+    "remask": ("remask_schedule", "eta", "t_on", "t_off", "alpha_on"),
+}
+"""The knobs each sampler takes beyond the shared signature; each is also a `SampleConfig` field of that name."""
 
 
 def get_sampler(name: str) -> Callable:
@@ -25,4 +33,12 @@ def get_sampler(name: str) -> Callable:
         raise ValueError(f"unknown sampler {name!r}; choose from {sorted(SAMPLERS)}") from None
 
 
-__all__ = ["SAMPLERS", "get_sampler", "sample_ancestral", "sample_cached", "sample_confidence"]
+__all__ = [
+    "SAMPLERS",
+    "SAMPLER_OPTIONS",
+    "get_sampler",
+    "sample_ancestral",
+    "sample_cached",
+    "sample_confidence",
+    "sample_remask",
+]
