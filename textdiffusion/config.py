@@ -13,7 +13,8 @@ FORMAT_VERSION = 2
 
 ProcessName = Literal["masked", "uniform", "gaussian"]
 ScheduleName = Literal["loglinear", "cosine", "linear"]
-SamplerName = Literal["ancestral", "cached", "confidence", "block"]
+SamplerName = Literal["ancestral", "cached", "confidence", "remask", "block"]
+RemaskSchedule = Literal["cap", "rescale", "loop"]
 Objective = Literal["diffusion", "ar"]
 
 
@@ -186,8 +187,8 @@ class SampleConfig:
     """Defaults of the reverse process, saved with a model so that `generate` works as trained."""
 
     sampler: SamplerName = "cached"
-    """ancestral (MDLM), cached (ancestral without recomputing unchanged states), confidence, or block (block after
-    block with a KV cache, for block diffusion models)."""
+    """ancestral (MDLM), cached (ancestral without recomputing unchanged states), confidence, remask (ReMDM), or
+    block (block after block with a KV cache, for block diffusion models)."""
     steps: int = 64
     """Refinement steps (network calls at most)."""
     temperature: float = 1.0
@@ -196,11 +197,24 @@ class SampleConfig:
     """Nucleus sampling: keep the smallest set of tokens with this much probability."""
     threshold: float | None = None
     """confidence sampler: unmask every token above this probability (at least one per step)."""
+    order_temperature: float = 0.0
+    """confidence sampler: temperature of the unmasking order (Gumbel-top-k over log confidence); 0 reveals the
+    most confident first."""
+    remask_schedule: RemaskSchedule = "cap"
+    """remask sampler: how often revealed tokens go back to the mask (ReMDM's cap, rescale or loop)."""
+    eta: float = 0.02
+    """remask sampler: remasking strength in [0, 1]."""
+    t_on: float = 0.55
+    """remask loop: the time the loop starts (the sampler's clock runs from 1 to 0)."""
+    t_off: float = 0.05
+    """remask loop: the time the loop ends."""
+    alpha_on: float = 0.9
+    """remask loop: the share of revealed tokens kept during the loop."""
 
     def __post_init__(self) -> None:
         _check(
             self.sampler in get_args(SamplerName),
-            f"--sampler must be ancestral, cached, confidence or block, got {self.sampler!r}",
+            f"--sampler must be one of {', '.join(get_args(SamplerName))}, got {self.sampler!r}",
         )
         _check(self.steps > 0, f"--steps must be positive, got {self.steps}")
         _check(self.temperature > 0, f"--temperature must be positive, got {self.temperature}")
@@ -209,6 +223,24 @@ class SampleConfig:
             self.threshold is None or 0.0 < self.threshold < 1.0,
             f"--threshold must be in (0, 1), got {self.threshold}",
         )
+        _check(
+            self.order_temperature >= 0,
+            f"--order-temperature must be >= 0, got {self.order_temperature}",
+        )
+        _check(
+            self.order_temperature == 0 or self.threshold is None,
+            "--order-temperature samples the order of the count schedule; it cannot go with --threshold",
+        )
+        _check(
+            self.remask_schedule in get_args(RemaskSchedule),
+            f"--remask-schedule must be cap, rescale or loop, got {self.remask_schedule!r}",
+        )
+        _check(0.0 <= self.eta <= 1.0, f"--eta must be in [0, 1], got {self.eta}")
+        _check(
+            0.0 <= self.t_off < self.t_on <= 1.0,
+            f"--t-on and --t-off need 0 <= t-off < t-on <= 1, got {self.t_on} and {self.t_off}",
+        )
+        _check(0.0 < self.alpha_on < 1.0, f"--alpha-on must be in (0, 1), got {self.alpha_on}")
 
 
 @dataclasses.dataclass

@@ -142,3 +142,51 @@ def test_time_conditioned_model_refuses_cache(tiny_config, masked_process):
     model = DiffusionTransformer(dataclasses.replace(tiny_config, time_conditioning=True))
     with pytest.raises(ValueError, match="not time-conditioned"):
         SAMPLERS["cached"](model, masked_process, (1, 16), 4)
+
+
+class TwoLevels(torch.nn.Module):
+    """Position 0 spreads its prediction over 2 tokens (confidence 1/2 whatever is drawn), position 1 over 4 (1/4)."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.zeros(1))
+        self.config = type("C", (), {"time_conditioning": False})()
+
+    def forward(self, xt, t, **kwargs):
+        B, L = xt.shape
+        logits = torch.full((B, L, 32), -torch.inf)
+        logits[:, 0, 2:4] = 0.0
+        logits[:, 1, 4:8] = 0.0
+        return logits
+
+
+@pytest.mark.parametrize("tau", [0.5, 1.0, 3.0])
+def test_sampled_order_draws_positions_by_tempered_confidence(tau, masked_process):
+    first = []
+    SAMPLERS["confidence"](
+        TwoLevels(),
+        masked_process,
+        (4000, 2),
+        2,
+        order_temperature=tau,
+        callback=lambda s, t, xt, lg: first.append(xt[:, 0] != MASK) if s == 0 else None,
+        generator=torch.Generator().manual_seed(0),
+    )
+    # Gumbel-top-1 over log c / tau picks position 0 with probability c0^(1/tau) / (c0^(1/tau) + c1^(1/tau))
+    expected = 0.5 ** (1 / tau) / (0.5 ** (1 / tau) + 0.25 ** (1 / tau))
+    assert abs(first[0].float().mean().item() - expected) < 0.03  # 4000 rows: sd < 0.008
+
+
+def test_sampled_order_is_reproducible_and_refuses_threshold(tiny_model, masked_process):
+    kw = dict(order_temperature=1.0)
+    a = run(
+        "confidence", tiny_model, masked_process, generator=torch.Generator().manual_seed(0), **kw
+    )
+    b = run(
+        "confidence", tiny_model, masked_process, generator=torch.Generator().manual_seed(0), **kw
+    )
+    assert torch.equal(a, b) and not (a == MASK).any()
+    with pytest.raises(ValueError, match="cannot go with threshold"):
+        run("confidence", tiny_model, masked_process, threshold=0.5, **kw)
+    with pytest.raises(ValueError, match="order_temperature must be >= 0"):
+        run("confidence", tiny_model, masked_process, order_temperature=-1.0)

@@ -17,7 +17,7 @@ class SamplingArgs:
     steps: int | None = None
     """Refinement steps (default: the model's saved setting)."""
     sampler: SamplerName | None = None
-    """ancestral, cached or confidence (default: the model's saved setting)."""
+    """ancestral, cached, confidence or remask (default: the model's saved setting)."""
     temperature: float | None = None
     """Softmax temperature."""
     top_p: float | None = None

@@ -11,13 +11,21 @@ from collections.abc import Callable
 from textdiffusion.samplers.ancestral import sample_ancestral, sample_cached
 from textdiffusion.samplers.block import sample_block
 from textdiffusion.samplers.confidence import sample_confidence
+from textdiffusion.samplers.remask import sample_remask
 
 SAMPLERS: dict[str, Callable] = {
     "ancestral": sample_ancestral,
     "cached": sample_cached,
     "confidence": sample_confidence,
+    "remask": sample_remask,
     "block": sample_block,
 }
+
+SAMPLER_OPTIONS: dict[str, tuple[str, ...]] = {
+    "confidence": ("threshold", "order_temperature"),
+    "remask": ("remask_schedule", "eta", "t_on", "t_off", "alpha_on"),
+}
+"""The knobs each sampler takes beyond the shared signature; each is also a `SampleConfig` field of that name."""
 
 
 def get_sampler(name: str) -> Callable:
@@ -29,9 +37,11 @@ def get_sampler(name: str) -> Callable:
 
 __all__ = [
     "SAMPLERS",
+    "SAMPLER_OPTIONS",
     "get_sampler",
     "sample_ancestral",
     "sample_block",
     "sample_cached",
     "sample_confidence",
+    "sample_remask",
 ]

@@ -1,6 +1,12 @@
 """Confidence-based parallel decoding: MaskGIT (Chang et al. 2022, sec. 3.2) / LLaDA's low-confidence remasking
 (Nie et al. 2025, Alg. 5). Every step predicts all masked tokens, keeps the most confident ones and leaves the rest
 masked for the next step.
+
+Revealing strictly the most confident tokens first collapses on small models: frequent, easy continuations win every
+step and the text repeats a few words. With `order_temperature` tau > 0 the order is sampled instead: the tokens
+revealed are the top ones by log c + tau * g, g ~ Gumbel(0, 1) per position, which is drawing positions without
+replacement with probability proportional to c^(1/tau) (the Gumbel-top-k trick, Kool et al. 2019; MaskGIT's
+"choice temperature" adds the same noise). tau = 0 is the greedy order, tau -> infinity a uniformly random one.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ def sample_confidence(
     attention_mask: torch.Tensor | None = None,
     callback: Callable | None = None,
     threshold: float | None = None,
+    order_temperature: float = 0.0,
 ) -> torch.Tensor:
     """Unmask the most confident predictions each step.
 
@@ -38,11 +45,19 @@ def sample_confidence(
     `threshold` is revealed (at least the most confident one per row), which stops early on easy text; `steps`
     then caps the number of network calls and the last step reveals everything left.
 
-    Args: as `sample_ancestral`, plus `threshold`.
+    Args: as `sample_ancestral`, plus `threshold`, and
+        order_temperature: tau >= 0 of the sampled order (module docstring); 0, the default, reveals the most
+            confident first. Applies to the count schedule, not to `threshold`.
 
     Returns:
         int64 ids (B, L).
     """
+    if order_temperature < 0:
+        raise ValueError(f"order_temperature must be >= 0, got {order_temperature}")
+    if order_temperature > 0 and threshold is not None:
+        raise ValueError(
+            "order_temperature samples the count schedule's order; it cannot go with threshold"
+        )
     device = next(model.parameters()).device
     mask_id = getattr(process, "mask_id", None)
     if mask_id is None:
@@ -92,9 +107,18 @@ def sample_confidence(
             # remaining after this step on the linear schedule n_start * (1 - (step + 1) / steps)
             remaining = (n_start * (steps - step - 1)) // steps  # (B,)
             count = (n_masked - remaining).clamp(min=0)  # (B,)
-            ranks = confidence.argsort(dim=1, descending=True).argsort(
+            score = confidence
+            if order_temperature > 0:
+                g = uniform(xt.shape, device=device, generator=generator, dtype=torch.float64)
+                g = -torch.log(-torch.log(g.clamp(min=1e-300)))  # (B, L) Gumbel(0, 1)
+                score = torch.where(
+                    masked,
+                    confidence.double().clamp(min=1e-300).log() + order_temperature * g,
+                    -torch.inf,
+                )
+            ranks = score.argsort(dim=1, descending=True).argsort(
                 dim=1
-            )  # (B, L) 0 = most confident
+            )  # (B, L) 0 = first to reveal
             reveal = masked & (ranks < count[:, None])
         xs = keep_fixed(torch.where(reveal, tokens, xt), x_init, fixed)
         if callback is not None:

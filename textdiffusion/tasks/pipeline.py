@@ -19,7 +19,7 @@ from textdiffusion.checkpoint import CheckpointConfig, Pretrained, load_pretrain
 from textdiffusion.data.seq2seq import pad_pairs
 from textdiffusion.data.tokenizers import Tokenizer
 from textdiffusion.networks import Cond
-from textdiffusion.samplers import get_sampler
+from textdiffusion.samplers import SAMPLER_OPTIONS, get_sampler
 
 
 class InputError(ValueError):
@@ -162,11 +162,21 @@ class DiffusionPipeline:
         attention_mask: torch.Tensor | None = None,
         callback: Callable | None = None,
         guidance: float | None = None,
+        **options: Any,
     ) -> SampleOutput:
         """Run the sampler with the model's saved defaults for every argument left as None. `guidance`: the
-        classifier-free guidance scale of a label-conditioned model (`cond.label`; None or 1: none)."""
+        classifier-free guidance scale of a label-conditioned model (`cond.label`; None or 1: none).
+        `options`: other `SampleConfig` fields (a sampler's knobs, `SAMPLER_OPTIONS`), e.g. eta=0.05."""
+        unknown = sorted(set(options) - {f.name for f in dataclasses.fields(self.config.sample)})
+        if unknown:
+            raise InputError(f"unknown sampling option {unknown[0]!r}")
         given = dict(
-            sampler=sampler, steps=steps, temperature=temperature, top_p=top_p, threshold=threshold
+            sampler=sampler,
+            steps=steps,
+            temperature=temperature,
+            top_p=top_p,
+            threshold=threshold,
+            **options,
         )
         # SampleConfig checks the values (0 steps, a negative temperature) with the messages of a saved config
         settings = dataclasses.replace(
@@ -184,8 +194,8 @@ class DiffusionPipeline:
             attention_mask=attention_mask,
             callback=callback,
         )
-        if settings.sampler == "confidence":
-            kwargs["threshold"] = settings.threshold
+        for name in SAMPLER_OPTIONS.get(settings.sampler, ()):
+            kwargs[name] = getattr(settings, name)
         denoiser = self.denoiser
         if guidance is not None and guidance != 1.0:
             if not self.model.config.n_labels:
