@@ -23,7 +23,9 @@ from safetensors.torch import load_file, save_file
 from textdiffusion import __version__
 from textdiffusion.config import (
     FORMAT_VERSION,
+    TASK_CONFIGS,
     ConfigError,
+    LMConfig,
     ModelConfig,
     ProcessConfig,
     SampleConfig,
@@ -33,7 +35,6 @@ from textdiffusion.config import (
 from textdiffusion.data.tokenizers import Tokenizer, TokenizerError
 from textdiffusion.networks import build_network
 from textdiffusion.processes import build_process
-from textdiffusion.task_config import TASK_CONFIGS, LMConfig
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +59,7 @@ class CheckpointConfig:
     task: str = "generate"
     """The task the model was trained for (a name of `textdiffusion.tasks.TASKS`): generate, denoise, ..."""
     task_config: Any = dataclasses.field(default_factory=LMConfig)
-    """The task's typed settings: the dataclass `task_config.TASK_CONFIGS[task]`."""
+    """The task's typed settings: the dataclass `config.TASK_CONFIGS[task]`."""
     format_version: int = FORMAT_VERSION
     textdiffusion_version: str = __version__
 
@@ -102,7 +103,7 @@ def migrate(data: dict[str, Any], *, where: str = CONFIG_NAME) -> dict[str, Any]
 
     Version 0 (before format_version existed) kept the network settings under "model_args", nanoGPT style.
     Version 1 kept `task_config` as a free dict that each pipeline read by key; version 2 holds the task's typed
-    dataclass (`task_config.TASK_CONFIGS`), every field present. The keys of version 1 are those fields, so the
+    dataclass (`config.TASK_CONFIGS`), every field present. The keys of version 1 are those fields, so the
     migration completes the section with the defaults (and the dataclass then refuses any unknown key).
     """
     version = data.get("format_version", 0)

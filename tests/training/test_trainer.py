@@ -227,7 +227,7 @@ def test_resume_after_kill_continues_exactly(tmp_path, corpus_file):
 
 def test_denoiser_trains_and_fine_tuning_records_its_own_noise_settings(tmp_path):
     from textdiffusion.checkpoint import read_config
-    from textdiffusion.task_config import DenoiseConfig
+    from textdiffusion.config import DenoiseConfig
 
     corpus = tmp_path / "clean.txt"
     corpus.write_text(
@@ -257,7 +257,7 @@ def test_pair_validation_reports_bits_per_clean_character(tmp_path):
     hold several characters; the learnt trailing PADs are tokens without characters)."""
     import math
 
-    from textdiffusion.task_config import DenoiseConfig
+    from textdiffusion.config import DenoiseConfig
     from textdiffusion.training import build_trainer
 
     corpus = tmp_path / "clean.txt"

@@ -5,8 +5,15 @@ from __future__ import annotations
 import dataclasses
 from typing import Literal
 
-from textdiffusion.config import DataConfig, ProcessName, ScheduleName, SearchConfig, TrainConfig
-from textdiffusion.task_config import DenoiseConfig, TaskName
+from textdiffusion.config import (
+    DataConfig,
+    DenoiseConfig,
+    ProcessName,
+    ScheduleName,
+    SearchConfig,
+    TaskName,
+    TrainConfig,
+)
 
 
 @dataclasses.dataclass

@@ -1,7 +1,7 @@
 """Tasks: each one's data, training stream, pipeline, sampling defaults and metrics in one place.
 
 `TASKS = {name: Task}`, like `samplers.SAMPLERS`. A new task is one subpackage defining a `Task` (tasks/base.py), its
-typed settings in task_config.py, and one line below.
+typed settings in config/tasks.py, and one line below.
 """
 
 from __future__ import annotations

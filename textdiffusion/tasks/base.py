@@ -1,6 +1,6 @@
 """What a task is: the contract between one task's code and the generic training and loading floors.
 
-A `Task` bundles its typed settings (`task_config.TASK_CONFIGS`), how it reads its data and makes its training
+A `Task` bundles its typed settings (`config.TASK_CONFIGS`), how it reads its data and makes its training
 stream and validation set (`prepare`), the pipeline that runs a trained model, the sampling defaults saved with
 such a model, and its metrics. The training builder asks the task for its data; nothing below this floor knows a
 task by name.

@@ -12,8 +12,8 @@ import pytest
 import torch
 from conftest import make_shapes
 
+from textdiffusion.config import CaptionConfig
 from textdiffusion.data import DataError
-from textdiffusion.task_config import CaptionConfig
 from textdiffusion.tasks.caption.images import CaptionStream, load_image, read_captions
 
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
+from textdiffusion.config import CaptionConfig
 from textdiffusion.data import DataError
 from textdiffusion.evaluation.overlap import bleu, chrf
-from textdiffusion.task_config import CaptionConfig
 from textdiffusion.tasks.base import (
     SEQ2SEQ_SAMPLING,
     Task,

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import logging
 
+from textdiffusion.config import DenoiseConfig
 from textdiffusion.data import DataError, read_documents
-from textdiffusion.task_config import DenoiseConfig
 from textdiffusion.tasks.base import (
     SEQ2SEQ_SAMPLING,
     Task,

@@ -16,9 +16,9 @@ from collections.abc import Callable, Sequence
 
 import torch
 
+from textdiffusion.config import DenoiseConfig
 from textdiffusion.data.seq2seq import chunk_text, pad_pairs
 from textdiffusion.networks import Cond
-from textdiffusion.task_config import DenoiseConfig
 from textdiffusion.tasks.denoise.lexicon import Lexicon, recase
 from textdiffusion.tasks.denoise.pairs import WORD_SAMPLING_POWER, target_length
 from textdiffusion.tasks.pipeline import DiffusionPipeline, InputError, tokenizer_coverage

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 
+from textdiffusion.config import LMConfig
 from textdiffusion.data import (
     BatchStream,
     chunk_stream,
@@ -12,7 +13,6 @@ from textdiffusion.data import (
     read_documents,
     split_stream,
 )
-from textdiffusion.task_config import LMConfig
 from textdiffusion.tasks.base import (
     Task,
     TaskData,

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import logging
 
+from textdiffusion.config import StyleConfig
 from textdiffusion.data import DataError, read_documents, read_line_pairs
 from textdiffusion.evaluation.overlap import bleu, chrf
-from textdiffusion.task_config import StyleConfig
 from textdiffusion.tasks.base import (
     SEQ2SEQ_SAMPLING,
     Task,

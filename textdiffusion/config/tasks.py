@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Literal
 
-from textdiffusion.config import ConfigError, _check
+from textdiffusion.config.base import _check
 
 TaskName = Literal["generate", "denoise", "style", "caption"]
 """generate: a language model; denoise: a corrector of corrupted text; style: a rewriter trained on aligned pairs or
@@ -108,12 +108,3 @@ TASK_CONFIGS: dict[str, type] = {
     "style": StyleConfig,
     "caption": CaptionConfig,
 }
-
-__all__ = [
-    "ConfigError",
-    "TASK_CONFIGS",
-    "CaptionConfig",
-    "DenoiseConfig",
-    "LMConfig",
-    "StyleConfig",
-]
