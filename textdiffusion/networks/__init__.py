@@ -5,6 +5,7 @@ from __future__ import annotations
 from torch import nn
 
 from textdiffusion.config import ModelConfig
+from textdiffusion.networks.lora import add_lora
 from textdiffusion.networks.transformer import Cond, DiffusionTransformer, as_cond
 
 
@@ -24,8 +25,6 @@ def build_network(config: ModelConfig) -> nn.Module:
     else:
         raise ValueError(f"unknown backbone {config.backbone!r}; choose transformer, hf or dit")
     if config.lora:
-        from textdiffusion.training.lora import add_lora
-
         net = add_lora(net, **{k: v for k, v in config.lora.items() if k != "base"})
     return net
 

@@ -28,31 +28,14 @@ from textdiffusion.config import DataConfig, ModelConfig, ProcessConfig, SampleC
 from textdiffusion.data import Tokenizer
 from textdiffusion.networks import build_network
 from textdiffusion.processes import analog_bits, build_process
-from textdiffusion.tasks import TASKS, TaskRequest, ValidationSet, get_task
+from textdiffusion.tasks import TASKS, TaskRequest, get_task
 from textdiffusion.training import distributed
 from textdiffusion.training.finetune import finetune_config, load_init, start_lora
 from textdiffusion.training.objectives import build_objective
 from textdiffusion.training.state import TrainingError, find_checkpoints
-from textdiffusion.training.trainer import EvalCallback, Trainer, TrainResult
+from textdiffusion.training.trainer import EvalCallback, Trainer, TrainingParts, TrainResult
 
 logger = logging.getLogger(__name__)
-
-
-@dataclasses.dataclass
-class TrainingParts:
-    """What a Trainer trains: handed to it whole."""
-
-    net: torch.nn.Module
-    """The network, on the run's device, initialised (or loaded from the model being fine-tuned)."""
-    tokenizer: Tokenizer
-    process: Any
-    objective: Any
-    """DiffusionObjective or AutoregressiveObjective (training/objectives.py)."""
-    stream: Any
-    """The task's resumable training stream."""
-    valid: ValidationSet
-    checkpoint: CheckpointConfig
-    """config.json of the model the run writes."""
 
 
 def _check_task(

@@ -47,7 +47,7 @@ def load_init(net: nn.Module, source: nn.Module) -> None:
 
 def start_lora(net: nn.Module, ckpt, train: TrainConfig, *, base: str | None):
     """Put LoRA adapters on `net` (training/lora.py) and record them in the config. Returns (net, ckpt)."""
-    from textdiffusion.training.lora import add_lora, default_targets, lora_settings
+    from textdiffusion.networks.lora import add_lora, default_targets, lora_settings
 
     if base is None:
         raise ValueError("--lora-rank adapts a pretrained model: give --init-from")

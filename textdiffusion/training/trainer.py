@@ -12,14 +12,22 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
 import numpy as np
 import torch
 
-from textdiffusion.checkpoint import load_training_state, load_weights, unwrap, weights_state
+from textdiffusion.checkpoint import (
+    CheckpointConfig,
+    load_training_state,
+    load_weights,
+    unwrap,
+    weights_state,
+)
 from textdiffusion.config import TrainConfig
+from textdiffusion.data import Tokenizer
 from textdiffusion.evaluation.elbo import LN2, autoregressive_nll, diffusion_nll
+from textdiffusion.tasks import ValidationSet
 from textdiffusion.training import distributed
 from textdiffusion.training.batches import micro_batches
 from textdiffusion.training.ema import EMA
@@ -37,10 +45,24 @@ from textdiffusion.training.state import (
     find_checkpoints,
 )
 
-if TYPE_CHECKING:
-    from textdiffusion.training.builder import TrainingParts
-
 logger = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass
+class TrainingParts:
+    """What a Trainer trains: handed to it whole."""
+
+    net: torch.nn.Module
+    """The network, on the run's device, initialised (or loaded from the model being fine-tuned)."""
+    tokenizer: Tokenizer
+    process: Any
+    objective: Any
+    """DiffusionObjective or AutoregressiveObjective (training/objectives.py)."""
+    stream: Any
+    """The task's resumable training stream."""
+    valid: ValidationSet
+    checkpoint: CheckpointConfig
+    """config.json of the model the run writes."""
 
 
 @dataclasses.dataclass
