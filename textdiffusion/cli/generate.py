@@ -7,7 +7,7 @@ import sys
 
 import tyro
 
-from textdiffusion.config import SamplerName
+from textdiffusion.config import RemaskSchedule, SamplerName
 
 
 @dataclasses.dataclass
@@ -17,13 +17,19 @@ class SamplingArgs:
     steps: int | None = None
     """Refinement steps (default: the model's saved setting)."""
     sampler: SamplerName | None = None
-    """ancestral, cached, confidence or remask (default: the model's saved setting)."""
+    """ancestral, cached, confidence, remask or block (default: the model's saved setting)."""
     temperature: float | None = None
     """Softmax temperature."""
     top_p: float | None = None
     """Nucleus sampling mass."""
     threshold: float | None = None
     """confidence sampler: reveal every token above this probability."""
+    order_temperature: float | None = None
+    """confidence sampler: sample the unmasking order, revealing by confidence^(1/T) (0: most confident first)."""
+    remask_schedule: RemaskSchedule | None = None
+    """remask sampler (ReMDM): cap, rescale or loop."""
+    eta: float | None = None
+    """remask sampler: the remasking strength."""
     seed: int = 0
     """Random seed: the same seed gives the same text."""
     device: str = "auto"
@@ -70,6 +76,11 @@ def _sampling(args: SamplingArgs) -> dict:
         temperature=args.temperature,
         top_p=args.top_p,
         threshold=args.threshold,
+        **{
+            name: value
+            for name in ("order_temperature", "remask_schedule", "eta")
+            if (value := getattr(args, name)) is not None
+        },
     )
 
 

@@ -48,6 +48,7 @@ class GenerationPipeline(DiffusionPipeline):
         seed: int | None = None,
         generator: torch.Generator | None = None,
         callback: Callable | None = None,
+        **options,
     ) -> GenerationOutput:
         length = self.max_len if length is None else length
         if n <= 0:
@@ -88,6 +89,7 @@ class GenerationPipeline(DiffusionPipeline):
             temperature=temperature,
             top_p=top_p,
             threshold=threshold,
+            **options,
             generator=generator if generator is not None else self.generator(seed),
             x_init=x_init,
             fixed=fixed,

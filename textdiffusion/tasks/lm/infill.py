@@ -134,6 +134,7 @@ class InfillPipeline(DiffusionPipeline):
         threshold: float | None = None,
         seed: int | None = 0,
         callback: Callable | None = None,
+        **options,
     ) -> InfillOutput:
         check_text(text)
         pieces_text, n_blanks = split_blanks(text)
@@ -168,6 +169,7 @@ class InfillPipeline(DiffusionPipeline):
             temperature=temperature,
             top_p=top_p,
             threshold=threshold,
+            **options,
             generator=self.generator(seed),
             x_init=x_init,
             fixed=context,
