@@ -32,7 +32,10 @@ _LAZY = {
     "load_pretrained": "textdiffusion.checkpoint",
     "CheckpointError": "textdiffusion.checkpoint",
     # tasks
+    "pipeline": "textdiffusion.pipelines",
+    "TASKS": "textdiffusion.tasks",
     "DiffusionPipeline": "textdiffusion.pipelines",
+    "DenoisePipeline": "textdiffusion.pipelines",
     "GenerationPipeline": "textdiffusion.pipelines",
     "InfillPipeline": "textdiffusion.pipelines",
     "StylePipeline": "textdiffusion.pipelines",
