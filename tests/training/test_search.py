@@ -136,3 +136,29 @@ def test_search_command_prints_the_table_and_the_best_flags(tmp_path, corpus_fil
     assert "| trial | lr | batch_size |" in printed
     assert "best: --lr 0.003 --batch-size 4 (trial 0" in printed
     assert (out / "study.db").exists() and (out / "search.png").exists()
+
+
+def test_a_task_search_picks_the_sampling_steps_by_the_task_metric(tmp_path):
+    """For a conditional task the best trial's model rewrites the validation sources at each step count, and chrF
+    against the references picks the count (written to sampling_steps.json)."""
+    pytest.importorskip("sacrebleu")
+    from textdiffusion.training.search_steps import STEP_GRID
+
+    lines = [f"the {w} sat on the mat ." for w in ("cat", "dog", "bird", "fox", "hen", "cow")] * 6
+    source, target = tmp_path / "src.txt", tmp_path / "tgt.txt"
+    source.write_text("\n".join(lines) + "\n")
+    target.write_text("\n".join(line.replace("the", "thy") for line in lines) + "\n")
+    out = tmp_path / "search"
+    search(
+        DataConfig(data=(str(source),), targets=(str(target),), valid_fraction=0.2),
+        config(steps=4, eval_every=0, warmup_steps=1),
+        out=out,
+        search_config=SearchConfig(sampler="grid", lrs=(3e-3,), batch_sizes=(4,), pruner="none"),
+        model=ModelConfig(n_layers=1, n_heads=2, dim=32, max_len=96),
+        task="style",
+        progress=False,
+    )
+    chosen = json.loads((out / "sampling_steps.json").read_text())
+    assert chosen["metric"] == "chrf" and chosen["best_steps"] in STEP_GRID
+    assert sorted(int(n) for n in chosen["scores"]) == sorted(STEP_GRID)
+    assert all(0.0 <= v <= 100.0 for v in chosen["scores"].values())

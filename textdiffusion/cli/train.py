@@ -174,8 +174,11 @@ def search(args: SearchArgs) -> None:
     below it, or --max-minutes for equal-cost trials) into OUT/trial-NNN; OUT/search.json holds the table and
     OUT/search.png the study's plot. The study is kept in --storage (default OUT/study.db): run the same command
     again to resume it or to add --trials. One process per command (not under torchrun); several commands may share
-    one storage. The number of refinement steps is a sampling setting: `textdiffusion eval --steps 8 16 32 64` on
-    the chosen model bounds the sampler's likelihood at each."""
+    one storage. The number of refinement steps is a sampling setting: for a conditional task (denoise, style from
+    pairs) the best model rewrites the validation sources at 4..64 steps and the task's metric (chrF) picks the
+    number (OUT/sampling_steps.json); for a language model `textdiffusion eval --steps 8 16 32 64` on the chosen
+    model bounds the sampler's likelihood at each."""
+    import json
     import logging
     import math
     import os
@@ -219,7 +222,12 @@ def search(args: SearchArgs) -> None:
         raise CLIError(f"no trial of the study finished (see {Path(args.out) / 'search.json'})")
     print(f"best: {best.flags} (trial {best.number}, model in {best.out})")
     print(f"plot: {Path(args.out) / 'search.png'}")
-    if args.train.objective == "diffusion" and args.process == "masked":
+    steps_file = Path(args.out) / "sampling_steps.json"
+    if steps_file.is_file():  # a conditional task: the steps were scored by its metric
+        chosen = json.loads(steps_file.read_text())
+        table = ", ".join(f"{n}: {v:.1f}" for n, v in chosen["scores"].items())
+        print(f"sampling steps by {chosen['metric']}: --steps {chosen['best_steps']} ({table})")
+    elif args.train.objective == "diffusion" and args.process == "masked":
         print(
             f"refinement steps: textdiffusion eval --model {best.out} --data VALID.txt --steps 8 16 32 64"
         )

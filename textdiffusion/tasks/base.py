@@ -115,7 +115,10 @@ class Task:
     reads_images: bool = False
     """The network reads images (ModelConfig.image_size must be set)."""
     metrics: dict[str, Callable[..., float]] = {}
-    """Named task metrics of outputs against references (bench, search)."""
+    """Named task metrics of outputs against references (bench, search): metric(hypotheses, references), the
+    references a list per output."""
+    sampling_metric: str | None = None
+    """The metric of `metrics` that `search` picks the sampling steps by (None: the task has none)."""
 
     def prepare(self, request: TaskRequest) -> TaskData:
         raise NotImplementedError

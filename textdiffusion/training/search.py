@@ -23,6 +23,7 @@ from textdiffusion.config import DataConfig, ModelConfig, SearchConfig, TrainCon
 from textdiffusion.training.builder import train
 from textdiffusion.training.optim import default_warmup_steps, warmup_steps
 from textdiffusion.training.search_plot import plot_study
+from textdiffusion.training.search_steps import STEPS_NAME, score_steps
 from textdiffusion.training.state import TrainingDiverged, TrainingError
 from textdiffusion.training.trainer import Evaluation
 
@@ -284,7 +285,13 @@ def search(
         plot_study(study, out / PLOT_NAME)
     except Exception as exc:  # a plot is never worth losing the table
         logger.warning("could not draw %s: %s", out / PLOT_NAME, exc)
-    return collect(study)
+    trials = collect(study)
+    best = trials[0] if trials and math.isfinite(trials[0].valid_bits_per_char) else None
+    if best is not None and (Path(best.out) / "model.safetensors").is_file():
+        sampling = score_steps(best.out, data, config)
+        if sampling is not None:
+            _replace_text(out / STEPS_NAME, json.dumps(sampling, indent=1) + "\n")
+    return trials
 
 
 def _replace_text(path: Path, text: str) -> None:

@@ -8,6 +8,7 @@ import logging
 
 from textdiffusion.config import DenoiseConfig
 from textdiffusion.data import DataError, read_documents
+from textdiffusion.evaluation.overlap import chrf
 from textdiffusion.tasks.base import (
     SEQ2SEQ_SAMPLING,
     Task,
@@ -73,7 +74,8 @@ class DenoiseTask(Task):
     config_class = DenoiseConfig
     pipeline = DenoisePipeline
     sample = SEQ2SEQ_SAMPLING
-    metrics = {"gleu": gleu, "word_accuracy": word_accuracy}
+    metrics = {"chrf": chrf, "gleu": gleu, "word_accuracy": word_accuracy}
+    sampling_metric = "chrf"
 
     def prepare(self, request: TaskRequest) -> TaskData:
         """Clean sentences of the training text (its tail, or --valid, held out), corrupted on the fly."""

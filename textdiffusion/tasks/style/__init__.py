@@ -43,6 +43,7 @@ class StyleTask(Task):
         "labels": "attribute transfer (--task style without --targets): a file per label",
     }
     metrics = {"bleu": bleu, "chrf": chrf}
+    sampling_metric = "chrf"
 
     def prepare(self, request: TaskRequest) -> TaskData:
         data = request.data
