@@ -116,6 +116,7 @@ def run_settings(args: TrainArgs) -> dict:
 
 def train(args: TrainArgs) -> None:
     """Train (or fine-tune, or resume) a text diffusion model; `torchrun --nproc_per_node=N` runs it data-parallel."""
+    import contextlib
     import logging
     import os
     from pathlib import Path
@@ -125,15 +126,24 @@ def train(args: TrainArgs) -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     from textdiffusion.config import ConfigError
     from textdiffusion.data import DataError
-    from textdiffusion.training import TrainingError
+    from textdiffusion.training import TrainingError, find_checkpoints
     from textdiffusion.training import train as run_training
+    from textdiffusion.training.lock import RunLock
 
     settings = run_settings(args)
-    if int(os.environ.get("RANK", "0")) == 0:
-        print_config(args, title="train config")
-        save_config(args, Path(args.out) / "train_args.json")
+    main = int(os.environ.get("RANK", "0")) == 0
     try:
-        result = run_training(args.data, args.train, out=args.out, resume=args.resume, **settings)
+        # OUT/.lock first: a second run into a busy --out stops before it writes anything there
+        with RunLock(args.out) if main else contextlib.nullcontext():
+            if main:
+                print_config(args, title="train config")
+                if args.resume or not find_checkpoints(
+                    Path(args.out)
+                ):  # else build_trainer refuses
+                    save_config(args, Path(args.out) / "train_args.json")
+            result = run_training(
+                args.data, args.train, out=args.out, resume=args.resume, **settings
+            )
     except (TrainingError, DataError, ConfigError, ValueError) as exc:
         raise CLIError(str(exc)) from None
     if int(os.environ.get("RANK", "0")) == 0:

@@ -10,8 +10,10 @@ them to `Trainer`).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -30,6 +32,7 @@ from textdiffusion.networks import DiffusionTransformer
 from textdiffusion.processes import analog_bits, build_process
 from textdiffusion.tasks import TASKS, TaskRequest, ValidationSet, get_task
 from textdiffusion.training import distributed
+from textdiffusion.training.lock import RunLock
 from textdiffusion.training.objectives import build_objective
 from textdiffusion.training.state import TrainingError, find_checkpoints
 from textdiffusion.training.trainer import EvalCallback, Trainer, TrainResult
@@ -239,5 +242,8 @@ def train(
     **kwargs: Any,
 ) -> TrainResult:
     """Train a model (see `build_trainer` for the arguments, `Trainer.run` for `callbacks`) and return its
-    TrainResult."""
-    return build_trainer(data, config, out=out, **kwargs).run(callbacks=callbacks)
+    TrainResult. OUT/.lock keeps a second run out of OUT while this one lives (training/lock.py); under torchrun
+    rank 0 holds it."""
+    main = int(os.environ.get("RANK", "0")) == 0
+    with RunLock(out) if main else contextlib.nullcontext():
+        return build_trainer(data, config, out=out, **kwargs).run(callbacks=callbacks)
