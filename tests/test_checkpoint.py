@@ -180,3 +180,18 @@ def test_tied_embeddings_roundtrip(tmp_path):
     loaded = load_pretrained(save_pretrained(model, tokenizer, tmp_path / "tied", config=config))
     assert loaded.model.head.weight is loaded.model.embed.weight
     assert torch.equal(loaded.model.embed.weight, model.embed.weight)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
+def test_non_finite_weights_are_refused_at_load_naming_the_tensor(saved, bad):
+    from safetensors.torch import load_file, save_file
+
+    _, _, path = saved
+    state = load_file(str(path / "model.safetensors"))
+    name = "blocks.1.mlp.down.weight"
+    state[name][0, :3] = bad
+    save_file(state, str(path / "model.safetensors"))
+    kind = "NaN" if bad != bad else "inf"
+    with pytest.raises(CheckpointError, match=rf"weight {name} holds 3 {kind} of [\d,]+ values") as exc:
+        load_pretrained(path)
+    assert "\n" not in str(exc.value)

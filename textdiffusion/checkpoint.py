@@ -287,6 +287,23 @@ def read_weights(directory: Path) -> dict[str, torch.Tensor]:
         raise CheckpointError(f"{path} is corrupt or truncated: {exc}") from None
 
 
+def check_finite(name: str, tensor: torch.Tensor, *, where: str) -> None:
+    """A weight holding NaN or inf makes every output garbage (`generate` prints one character, `eval` NaN):
+    refuse it at load, naming the tensor."""
+    if not tensor.is_floating_point():
+        return
+    finite = torch.isfinite(tensor)
+    if bool(finite.all()):
+        return
+    nan = int(torch.isnan(tensor).sum())
+    inf = tensor.numel() - int(finite.sum()) - nan
+    kinds = " and ".join(f"{n:,} {kind}" for n, kind in ((nan, "NaN"), (inf, "inf")) if n)
+    raise CheckpointError(
+        f"{where}: weight {name} holds {kinds} of {tensor.numel():,} values; the checkpoint is corrupt or "
+        "was saved from a diverged run"
+    )
+
+
 def load_weights(model: torch.nn.Module, state: dict[str, torch.Tensor], *, where: str) -> None:
     """Load `state` into `model` strictly (tied output weights excepted), casting to the model's dtype."""
     model = unwrap(model)
@@ -303,6 +320,7 @@ def load_weights(model: torch.nn.Module, state: dict[str, torch.Tensor], *, wher
             raise CheckpointError(
                 f"{where}: {name} has shape {tuple(tensor.shape)}, the config needs {tuple(own[name].shape)}"
             )
+        check_finite(name, tensor, where=where)
     model.load_state_dict(
         {k: v.to(own[k].dtype) for k, v in state.items()}, strict=not allowed_missing
     )
