@@ -192,6 +192,38 @@ def test_non_finite_weights_are_refused_at_load_naming_the_tensor(saved, bad):
     state[name][0, :3] = bad
     save_file(state, str(path / "model.safetensors"))
     kind = "NaN" if bad != bad else "inf"
-    with pytest.raises(CheckpointError, match=rf"weight {name} holds 3 {kind} of [\d,]+ values") as exc:
+    with pytest.raises(
+        CheckpointError, match=rf"weight {name} holds 3 {kind} of [\d,]+ values"
+    ) as exc:
         load_pretrained(path)
     assert "\n" not in str(exc.value)
+
+
+@pytest.mark.parametrize(
+    "section, key, value, message",
+    [
+        ("model", "dim", "384", r'\[model\]: dim must be an integer, got "384" \(string\)'),
+        ("model", "max_len", 1e12, r"\[model\]: max_len must be an integer, got 1000000000000.0"),
+        ("model", "max_len", 10**12, r"\[model\]: --max-len must be at most 1,048,576 tokens"),
+        ("model", "causal", "false", r"\[model\]: causal must be true or false"),
+        ("sample", "threshold", "0.5", r"\[sample\]: threshold must be a number or null"),
+        ("sample", "sampler", "fast", r"\[sample\]: sampler must be one of \['ancestral'"),
+        ("process", "t_min", [0.1], r"\[process\]: t_min must be a number, got \[0.1\] \(list\)"),
+    ],
+)
+def test_config_values_of_the_wrong_type_name_the_field(saved, section, key, value, message):
+    _, _, path = saved
+    config = json.loads((path / "config.json").read_text())
+    config[section] = {**config[section], key: value}
+    (path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ConfigError, match=message) as exc:
+        load_pretrained(path)
+    assert "\n" not in str(exc.value)
+
+
+def test_type_checks_accept_every_shipped_config():
+    from textdiffusion.checkpoint import PRETRAINED_DIR, read_config, shipped_models
+
+    assert shipped_models()
+    for name in shipped_models():
+        read_config(PRETRAINED_DIR / name)
