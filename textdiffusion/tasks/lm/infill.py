@@ -160,6 +160,13 @@ class InfillPipeline(DiffusionPipeline):
             )
         pieces = [self.encode(p) if p else [] for p in pieces_text]
         if blank_length is not None:
+            # the room left by the text, checked before the masks are laid out (10**9 would allocate gigabytes)
+            room = self.max_len - sum(len(p) for p in pieces)
+            if blank_length * n_blanks > room:
+                raise InputError(
+                    f"blank length {blank_length} x {n_blanks} blank(s) does not fit the model's context of "
+                    f"{self.max_len} tokens: the text leaves room for {max(0, room)} blank tokens"
+                )
             lengths = [blank_length] * n_blanks
         else:
             lengths = self.choose_lengths(
