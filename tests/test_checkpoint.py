@@ -227,3 +227,19 @@ def test_type_checks_accept_every_shipped_config():
     assert shipped_models()
     for name in shipped_models():
         read_config(PRETRAINED_DIR / name)
+
+
+def test_a_missing_folder_is_not_looked_up_on_the_hub(tmp_path, monkeypatch):
+    import huggingface_hub
+
+    def no_hub(*args, **kwargs):
+        raise AssertionError("a folder name must not reach the hub")
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", no_hub)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs").mkdir()
+    for name in ("runs/x", "runs/x/y", "./x", "../x", "/nonexistent/x", "~/no-such-model-folder"):
+        with pytest.raises(CheckpointError, match=f"^no such folder: {name}$"):
+            load_pretrained(name)
+    with pytest.raises(CheckpointError, match="no model 'nope'"):
+        load_pretrained("nope")  # a bare name: not a folder, not shipped

@@ -244,6 +244,10 @@ def resolve(name_or_path: str | os.PathLike) -> Path:
     name = str(name_or_path)
     if (PRETRAINED_DIR / name / CONFIG_NAME).is_file():
         return PRETRAINED_DIR / name
+    if _looks_like_path(
+        name
+    ):  # a mistyped local folder is not looked up (or downloaded) on the hub
+        raise CheckpointError(f"no such folder: {name}")
     shipped = ", ".join(shipped_models()) or "none"
     if "/" in name and not name.startswith((".", "/", "~")) and name.count("/") == 1:
         try:
@@ -262,6 +266,17 @@ def resolve(name_or_path: str | os.PathLike) -> Path:
     raise CheckpointError(
         f"no model {name!r}: not a local folder and not a shipped model ({shipped})"
     )
+
+
+def _looks_like_path(name: str) -> bool:
+    """Whether a name that is no existing folder was meant as one: it starts with ./ ../ / or ~, or it has a
+    separator and its parent folder, or its first component, exists (runs/x beside a runs folder)."""
+    if name.startswith(("./", "../", "/", "~")) or name in (".", ".."):
+        return True
+    if os.sep not in name and "/" not in name:
+        return False
+    path = Path(name)
+    return path.parent.is_dir() or Path(path.parts[0]).is_dir()
 
 
 def read_config(directory: Path) -> CheckpointConfig:
@@ -362,5 +377,27 @@ def load_training_state(directory: Path) -> dict[str, Any]:
         return torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise CheckpointError(f"{directory} has no {STATE_NAME}; it cannot be resumed") from None
+    except OSError as exc:
+        raise CheckpointError(f"cannot read {path}: {exc.strerror or exc}") from None
     except Exception as exc:
-        raise CheckpointError(f"{path} is corrupt or not a training state: {exc}") from None
+        earlier = sorted(p for p in directory.parent.glob("step-*") if p.name < directory.name)
+        advice = f"; delete {directory} to resume from {earlier[-1].name}" if earlier else ""
+        raise CheckpointError(
+            f"{path} is corrupt or not a training state written by textdiffusion ({_load_reason(exc)})"
+            + advice
+        ) from None
+
+
+def _load_reason(exc: Exception) -> str:
+    """One line of why torch.load refused a file. Its message for a weights-only refusal spans paragraphs and
+    advises `weights_only=False`, i.e. running the pickle's code: never pass that on for a file that failed."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    for line in lines:
+        if "Unsupported global" in line:
+            return (
+                line.split("WeightsUnpickler error:")[-1]
+                .split(" was not an allowed global")[0]
+                .strip()
+            )
+    safe = [line for line in lines if "weights_only" not in line and "torch.load" not in line]
+    return (safe[0].split(". ")[0] if safe else type(exc).__name__)[:200]
