@@ -57,10 +57,11 @@ class TrainArgs:
 def run_settings(args: TrainArgs) -> dict:
     """What `train` and `search` pass to the trainer besides the data and TrainConfig: model, process, sampler
     defaults, task and fine-tuning source."""
-    from textdiffusion.cli.common import CLIError
+    from textdiffusion.cli.common import CLIError, resolve_device
     from textdiffusion.config import PRESETS, ConfigError, ModelConfig, ProcessConfig, SampleConfig
     from textdiffusion.tasks import get_task
 
+    resolve_device(args.train.device)  # --device cuda without a GPU fails here, in one line
     task = get_task(args.task)
     overrides = {
         k: v
@@ -124,6 +125,7 @@ def train(args: TrainArgs) -> None:
     from textdiffusion.cli.common import CLIError, print_config, save_config
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    from textdiffusion.checkpoint import CheckpointError
     from textdiffusion.config import ConfigError
     from textdiffusion.data import DataError
     from textdiffusion.training import TrainingError, find_checkpoints
@@ -144,8 +146,13 @@ def train(args: TrainArgs) -> None:
             result = run_training(
                 args.data, args.train, out=args.out, resume=args.resume, **settings
             )
-    except (TrainingError, DataError, ConfigError, ValueError) as exc:
+    except (TrainingError, DataError, ConfigError, CheckpointError, ValueError) as exc:
         raise CLIError(str(exc)) from None
+    except (
+        OSError
+    ) as exc:  # a full disk, a read-only folder (the trainer keeps its last good checkpoint)
+        where = f"{exc.filename}: " if exc.filename else ""
+        raise CLIError(f"cannot write in --out {args.out}: {where}{exc.strerror or exc}") from None
     if int(os.environ.get("RANK", "0")) == 0:
         bpc = (
             f", valid {result.valid_bits_per_char:.4f} bits/char"

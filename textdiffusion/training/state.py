@@ -43,8 +43,12 @@ def find_checkpoints(out: Path) -> list[Path]:
 
 def _atomic_copy(src: Path, dst: Path) -> None:
     tmp = dst.with_name(f".{dst.name}.tmp-{os.getpid()}")
-    shutil.copyfile(src, tmp)
-    os.replace(tmp, dst)
+    try:
+        shutil.copyfile(src, tmp)
+        os.replace(tmp, dst)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 class CheckpointState:
@@ -135,20 +139,30 @@ class CheckpointState:
                 "train_config": dataclasses.asdict(self.config),
             }
             path = self.out / "checkpoints" / f"step-{self.step:07d}"
-            save_pretrained(
-                self.net,
-                self.tokenizer,
-                path,
-                config=self.ckpt_config,
-                weights=weights,
-                training_state=state,
-            )
-            for name in (
-                WEIGHTS_NAME,
-                CONFIG_NAME,
-                TOKENIZER_NAME,
-            ):  # OUT itself is a loadable model
-                _atomic_copy(path / name, self.out / name)
+            try:
+                save_pretrained(
+                    self.net,
+                    self.tokenizer,
+                    path,
+                    config=self.ckpt_config,
+                    weights=weights,
+                    training_state=state,
+                )
+                for name in (
+                    WEIGHTS_NAME,
+                    CONFIG_NAME,
+                    TOKENIZER_NAME,
+                ):  # OUT itself is a loadable model
+                    _atomic_copy(path / name, self.out / name)
+            except OSError as exc:  # a full disk, a folder made read-only: older checkpoints stay
+                kept = find_checkpoints(self.out)
+                where = (
+                    f"{kept[-1]} is the last checkpoint" if kept else "no checkpoint was written"
+                )
+                raise TrainingError(
+                    f"cannot write the checkpoint of step {self.step} in {self.out}: "
+                    f"{exc.strerror or exc}; {where} (continue with --resume once there is room)"
+                ) from None
             for old in find_checkpoints(self.out)[: -self.config.keep_checkpoints]:
                 shutil.rmtree(old, ignore_errors=True)
         distributed.barrier()
