@@ -100,3 +100,53 @@ def test_a_failed_training_run_releases_its_lock(tmp_path):
     with pytest.raises(DataError):
         train(DataConfig(data=(str(tmp_path / "missing.txt"),)), TrainConfig(device="cpu"), out=out)
     assert not (out / LOCK_NAME).exists()
+
+
+def test_the_next_run_removes_temporaries_of_a_killed_checkpoint_write(
+    tmp_path, corpus_file, caplog
+):
+    """A kill during a checkpoint write leaves save_pretrained's temporary folder: made here by the real saver,
+    stopped mid-write with its clean-up disabled (as SIGKILL would stop it)."""
+    import shutil
+
+    import textdiffusion.checkpoint as checkpoint
+    from textdiffusion.config import DataConfig, ModelConfig, TrainConfig
+    from textdiffusion.data import Tokenizer
+    from textdiffusion.networks import DiffusionTransformer
+    from textdiffusion.training import train
+
+    out = tmp_path / "run"
+    tokenizer = Tokenizer.train_char(["abc"])
+    config = checkpoint.CheckpointConfig(
+        model=ModelConfig(vocab_size=tokenizer.vocab_size, n_layers=1, n_heads=2, dim=16, max_len=8)
+    )
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    mp = pytest.MonkeyPatch()
+    mp.setattr(checkpoint, "save_file", killed)
+    mp.setattr(shutil, "rmtree", lambda *a, **k: None)
+    with pytest.raises(KeyboardInterrupt):
+        checkpoint.save_pretrained(
+            DiffusionTransformer(config.model), tokenizer, out / "checkpoints" / "step-0000004",
+            config=config,
+        )  # fmt: skip
+    mp.undo()
+    stray = [p.name for p in (out / "checkpoints").iterdir()]
+    assert len(stray) == 1 and stray[0].startswith(".step-0000004.tmp-")
+    (out / ".model.safetensors.tmp-12345").write_bytes(b"half")  # a killed copy into OUT
+    (out / ".keep-me").write_text("not ours")
+
+    with caplog.at_level(logging.INFO, logger="textdiffusion.training.state"):
+        train(
+            DataConfig(data=(str(corpus_file),)),
+            TrainConfig(steps=1, batch_size=2, warmup_steps=0, eval_every=0, device="cpu"),
+            out=out,
+            model=ModelConfig(n_layers=1, n_heads=2, dim=16, max_len=16),
+            progress=False,
+        )
+    removed = [r.getMessage() for r in caplog.records if "left by a run stopped" in r.getMessage()]
+    assert len(removed) == 2 and any(stray[0] in m for m in removed)
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step-0000001"]
+    assert not list(out.glob(".*.tmp-*")) and (out / ".keep-me").exists()

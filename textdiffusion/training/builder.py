@@ -34,7 +34,11 @@ from textdiffusion.tasks import TASKS, TaskRequest, ValidationSet, get_task
 from textdiffusion.training import distributed
 from textdiffusion.training.lock import RunLock
 from textdiffusion.training.objectives import build_objective
-from textdiffusion.training.state import TrainingError, find_checkpoints
+from textdiffusion.training.state import (
+    TrainingError,
+    find_checkpoints,
+    remove_stale_temporaries,
+)
 from textdiffusion.training.trainer import EvalCallback, Trainer, TrainResult
 
 logger = logging.getLogger(__name__)
@@ -246,4 +250,6 @@ def train(
     rank 0 holds it."""
     main = int(os.environ.get("RANK", "0")) == 0
     with RunLock(out) if main else contextlib.nullcontext():
+        if main:
+            remove_stale_temporaries(Path(out))
         return build_trainer(data, config, out=out, **kwargs).run(callbacks=callbacks)

@@ -41,6 +41,27 @@ def find_checkpoints(out: Path) -> list[Path]:
     return sorted(p for p in folder.glob("step-*") if p.is_dir() and (p / CONFIG_NAME).is_file())
 
 
+def remove_stale_temporaries(out: Path) -> list[Path]:
+    """Remove what a run killed while writing a checkpoint left behind: the temporary folders of
+    `save_pretrained` (checkpoints/.step-N.tmp-*), the old folders it renames aside (.step-N.old-*), and the
+    temporary copies of OUT's model files (.NAME.tmp-*). Call it only while holding OUT/.lock (no live run is
+    writing them). Returns what was removed; each gets a log line."""
+    removed = []
+    for folder in (out, out / "checkpoints"):
+        if not folder.is_dir():
+            continue
+        for path in sorted(folder.glob(".*")):
+            if ".tmp-" not in path.name and ".old-" not in path.name:
+                continue  # .lock and anything else not ours
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+            logger.info("removed %s, left by a run stopped while writing a checkpoint", path)
+            removed.append(path)
+    return removed
+
+
 def _atomic_copy(src: Path, dst: Path) -> None:
     tmp = dst.with_name(f".{dst.name}.tmp-{os.getpid()}")
     try:
