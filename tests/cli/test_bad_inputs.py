@@ -168,7 +168,10 @@ def test_sizes_are_bounded_before_allocating(untrained, capsys):
     message = fails(
         capsys, ["infill", "The ___ sat.", "--model", untrained, "--blank-length", 10**9]
     )
-    assert "blank length 1000000000 x 1 blank(s) does not fit the model's context of 64" in message
+    assert (
+        "(1 x blank length 1000000000) is 1,000,000,009 tokens, more than the model's context of 64"
+        in message
+    )
     message = fails(capsys, ["generate", "--model", untrained, "--n", 10**9, "--length", 8])
     assert (
         "--length 8 with --n 1000000000 needs about" in message

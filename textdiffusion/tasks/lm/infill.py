@@ -161,11 +161,11 @@ class InfillPipeline(DiffusionPipeline):
         pieces = [self.encode(p) if p else [] for p in pieces_text]
         if blank_length is not None:
             # the room left by the text, checked before the masks are laid out (10**9 would allocate gigabytes)
-            room = self.max_len - sum(len(p) for p in pieces)
-            if blank_length * n_blanks > room:
+            total = sum(len(p) for p in pieces) + blank_length * n_blanks
+            if total > self.max_len:
                 raise InputError(
-                    f"blank length {blank_length} x {n_blanks} blank(s) does not fit the model's context of "
-                    f"{self.max_len} tokens: the text leaves room for {max(0, room)} blank tokens"
+                    f"the text with its blanks ({n_blanks} x blank length {blank_length}) is {total:,} tokens, "
+                    f"more than the model's context of {self.max_len}"
                 )
             lengths = [blank_length] * n_blanks
         else:
