@@ -180,3 +180,66 @@ def test_tied_embeddings_roundtrip(tmp_path):
     loaded = load_pretrained(save_pretrained(model, tokenizer, tmp_path / "tied", config=config))
     assert loaded.model.head.weight is loaded.model.embed.weight
     assert torch.equal(loaded.model.embed.weight, model.embed.weight)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
+def test_non_finite_weights_are_refused_at_load_naming_the_tensor(saved, bad):
+    from safetensors.torch import load_file, save_file
+
+    _, _, path = saved
+    state = load_file(str(path / "model.safetensors"))
+    name = "blocks.1.mlp.down.weight"
+    state[name][0, :3] = bad
+    save_file(state, str(path / "model.safetensors"))
+    kind = "NaN" if bad != bad else "inf"
+    with pytest.raises(
+        CheckpointError, match=rf"weight {name} holds 3 {kind} of [\d,]+ values"
+    ) as exc:
+        load_pretrained(path)
+    assert "\n" not in str(exc.value)
+
+
+@pytest.mark.parametrize(
+    "section, key, value, message",
+    [
+        ("model", "dim", "384", r'\[model\]: dim must be an integer, got "384" \(string\)'),
+        ("model", "max_len", 1e12, r"\[model\]: max_len must be an integer, got 1000000000000.0"),
+        ("model", "max_len", 10**12, r"\[model\]: --max-len must be at most 1,048,576 tokens"),
+        ("model", "causal", "false", r"\[model\]: causal must be true or false"),
+        ("sample", "threshold", "0.5", r"\[sample\]: threshold must be a number or null"),
+        ("sample", "sampler", "fast", r"\[sample\]: sampler must be one of \['ancestral'"),
+        ("process", "t_min", [0.1], r"\[process\]: t_min must be a number, got \[0.1\] \(list\)"),
+    ],
+)
+def test_config_values_of_the_wrong_type_name_the_field(saved, section, key, value, message):
+    _, _, path = saved
+    config = json.loads((path / "config.json").read_text())
+    config[section] = {**config[section], key: value}
+    (path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ConfigError, match=message) as exc:
+        load_pretrained(path)
+    assert "\n" not in str(exc.value)
+
+
+def test_type_checks_accept_every_shipped_config():
+    from textdiffusion.checkpoint import PRETRAINED_DIR, read_config, shipped_models
+
+    assert shipped_models()
+    for name in shipped_models():
+        read_config(PRETRAINED_DIR / name)
+
+
+def test_a_missing_folder_is_not_looked_up_on_the_hub(tmp_path, monkeypatch):
+    import huggingface_hub
+
+    def no_hub(*args, **kwargs):
+        raise AssertionError("a folder name must not reach the hub")
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", no_hub)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs").mkdir()
+    for name in ("runs/x", "runs/x/y", "./x", "../x", "/nonexistent/x", "~/no-such-model-folder"):
+        with pytest.raises(CheckpointError, match=f"^no such folder: {name}$"):
+            load_pretrained(name)
+    with pytest.raises(CheckpointError, match="no model 'nope'"):
+        load_pretrained("nope")  # a bare name: not a folder, not shipped

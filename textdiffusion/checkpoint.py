@@ -257,6 +257,10 @@ def resolve(name_or_path: str | os.PathLike) -> Path:
     name = str(name_or_path)
     if (PRETRAINED_DIR / name / CONFIG_NAME).is_file():
         return PRETRAINED_DIR / name
+    if _looks_like_path(
+        name
+    ):  # a mistyped local folder is not looked up (or downloaded) on the hub
+        raise CheckpointError(f"no such folder: {name}")
     shipped = ", ".join(shipped_models()) or "none"
     if "/" in name and not name.startswith((".", "/", "~")) and name.count("/") == 1:
         try:
@@ -275,6 +279,17 @@ def resolve(name_or_path: str | os.PathLike) -> Path:
     raise CheckpointError(
         f"no model {name!r}: not a local folder and not a shipped model ({shipped})"
     )
+
+
+def _looks_like_path(name: str) -> bool:
+    """Whether a name that is no existing folder was meant as one: it starts with ./ ../ / or ~, or it has a
+    separator and its parent folder, or its first component, exists (runs/x beside a runs folder)."""
+    if name.startswith(("./", "../", "/", "~")) or name in (".", ".."):
+        return True
+    if os.sep not in name and "/" not in name:
+        return False
+    path = Path(name)
+    return path.parent.is_dir() or Path(path.parts[0]).is_dir()
 
 
 def read_config(directory: Path) -> CheckpointConfig:
@@ -300,6 +315,23 @@ def read_weights(directory: Path) -> dict[str, torch.Tensor]:
         raise CheckpointError(f"{path} is corrupt or truncated: {exc}") from None
 
 
+def check_finite(name: str, tensor: torch.Tensor, *, where: str) -> None:
+    """A weight holding NaN or inf makes every output garbage (`generate` prints one character, `eval` NaN):
+    refuse it at load, naming the tensor."""
+    if not tensor.is_floating_point():
+        return
+    finite = torch.isfinite(tensor)
+    if bool(finite.all()):
+        return
+    nan = int(torch.isnan(tensor).sum())
+    inf = tensor.numel() - int(finite.sum()) - nan
+    kinds = " and ".join(f"{n:,} {kind}" for n, kind in ((nan, "NaN"), (inf, "inf")) if n)
+    raise CheckpointError(
+        f"{where}: weight {name} holds {kinds} of {tensor.numel():,} values; the checkpoint is corrupt or "
+        "was saved from a diverged run"
+    )
+
+
 def load_weights(model: torch.nn.Module, state: dict[str, torch.Tensor], *, where: str) -> None:
     """Load `state` into `model` strictly (tied output weights excepted), casting to the model's dtype."""
     model = unwrap(model)
@@ -316,6 +348,7 @@ def load_weights(model: torch.nn.Module, state: dict[str, torch.Tensor], *, wher
             raise CheckpointError(
                 f"{where}: {name} has shape {tuple(tensor.shape)}, the config needs {tuple(own[name].shape)}"
             )
+        check_finite(name, tensor, where=where)
     model.load_state_dict(
         {k: v.to(own[k].dtype) for k, v in state.items()}, strict=not allowed_missing
     )
@@ -371,5 +404,27 @@ def load_training_state(directory: Path) -> dict[str, Any]:
         return torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise CheckpointError(f"{directory} has no {STATE_NAME}; it cannot be resumed") from None
+    except OSError as exc:
+        raise CheckpointError(f"cannot read {path}: {exc.strerror or exc}") from None
     except Exception as exc:
-        raise CheckpointError(f"{path} is corrupt or not a training state: {exc}") from None
+        earlier = sorted(p for p in directory.parent.glob("step-*") if p.name < directory.name)
+        advice = f"; delete {directory} to resume from {earlier[-1].name}" if earlier else ""
+        raise CheckpointError(
+            f"{path} is corrupt or not a training state written by textdiffusion ({_load_reason(exc)})"
+            + advice
+        ) from None
+
+
+def _load_reason(exc: Exception) -> str:
+    """One line of why torch.load refused a file. Its message for a weights-only refusal spans paragraphs and
+    advises `weights_only=False`, i.e. running the pickle's code: never pass that on for a file that failed."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    for line in lines:
+        if "Unsupported global" in line:
+            return (
+                line.split("WeightsUnpickler error:")[-1]
+                .split(" was not an allowed global")[0]
+                .strip()
+            )
+    safe = [line for line in lines if "weights_only" not in line and "torch.load" not in line]
+    return (safe[0].split(". ")[0] if safe else type(exc).__name__)[:200]

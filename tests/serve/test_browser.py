@@ -248,13 +248,14 @@ def test_the_page_streams_a_denoise_and_an_infill(server, browser, tmp_path):
     assert page["result"].strip() == expected["text"]
     assert "8 steps streamed" in page["meta"]
 
-    # infill: two blanks of 6 characters, 24 steps
+    # infill: two blanks of 6 characters, 24 steps of the cached sampler (one frame per step)
     tools.evaluate("document.getElementById('tab-infill').click()")
     text = tools.evaluate("document.getElementById('text').value")  # the page's example
     assert text.count("___") == 2
-    fill(tools, {"blank-length": 6, "steps": 24, "seed": 0, "sampler": ""})
+    fill(tools, {"blank-length": 6, "steps": 24, "seed": 0, "sampler": "cached"})
     page = run_on_page(tools)
-    expected = api(server, "infill", {"text": text, "blank_length": 6, "steps": 24, "seed": 0})
+    infill = {"text": text, "blank_length": 6, "steps": 24, "seed": 0, "sampler": "cached"}
+    expected = api(server, "infill", infill)
     frames = page["frames"]
     assert len(frames) == 24 and 0 < frames[0]["masked"] <= 12 and frames[-1]["masked"] == 0
     assert page["result"].strip() == expected["text"].strip()

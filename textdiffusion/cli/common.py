@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -63,3 +65,45 @@ def save_config(config: Any, path: Path) -> None:
     data = dataclasses.asdict(config) if dataclasses.is_dataclass(config) else config
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data, indent=2, default=str) + "\n")
+
+
+def read_input(path: str, *, flag: str = "--file") -> bytes:
+    """The bytes of `path`, or of standard input for '-'; a missing file, a folder or a closed standard input is
+    a one-line CLIError."""
+    if path == "-":
+        stream = getattr(sys.stdin, "buffer", None)  # sys.stdin is None when descriptor 0 is closed
+        try:
+            if stream is None:
+                raise OSError(9, "standard input is closed")
+            return stream.read()
+        except (OSError, ValueError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            raise CLIError(f"cannot read {flag} - (standard input): {reason}") from None
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise CLIError(f"cannot read {flag} {path}: {exc.strerror}") from None
+
+
+def check_output_path(path: str, *, flag: str = "--out") -> None:
+    """Fail before any work when `path` cannot be an output file (a folder, or a folder that does not exist)."""
+    target = Path(path)
+    if target.is_dir():
+        raise CLIError(f"{flag} {path} is a folder; give a file name")
+    if not target.parent.is_dir():
+        raise CLIError(f"{flag} {path}: no such folder {target.parent}")
+
+
+def write_output(path: str, data: bytes, *, flag: str = "--out") -> None:
+    """Write `data` to `path` through a temporary sibling and a rename (never a half-written output, and no
+    temporary file left behind on failure)."""
+    check_output_path(path, flag=flag)
+    target = Path(path)
+    tmp = target.with_name(f".{target.name}.tmp")
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, target)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise CLIError(f"cannot write {flag} {path}: {exc.strerror or exc}") from None

@@ -67,9 +67,8 @@ def load_lexicon(spec: str, edit_distance: int = 3):
 def denoise(args: DenoiseArgs) -> None:
     """Correct spelling and grammar: noisy text in, clean text out."""
     import json
-    from pathlib import Path
 
-    from textdiffusion.cli.common import CLIError
+    from textdiffusion.cli.common import CLIError, check_output_path, read_input, write_output
     from textdiffusion.cli.generate import _load, _sampling
     from textdiffusion.cli.show import RefinementView
     from textdiffusion.pipelines import InputError
@@ -77,12 +76,13 @@ def denoise(args: DenoiseArgs) -> None:
 
     if bool(args.text) == bool(args.file):
         raise CLIError("give the text to correct, or --file FILE (not both)")
+    if args.batch_size < 1:
+        raise CLIError(f"--batch-size must be at least 1, got {args.batch_size}")
+    if args.out is not None:
+        check_output_path(args.out)
     raw = None
     if args.file:  # read before the model loads: a wrong path fails at once
-        try:
-            raw = sys.stdin.buffer.read() if args.file == "-" else Path(args.file).read_bytes()
-        except OSError as exc:
-            raise CLIError(f"cannot read --file {args.file}: {exc.strerror}") from None
+        raw = read_input(args.file)
     pipe = _load(DenoisePipeline, args)
     sampling = {k: v for k, v in _sampling(args).items() if k != "top_p"}
     sampling["guard"] = args.guard
@@ -108,9 +108,7 @@ def denoise(args: DenoiseArgs) -> None:
             raise CLIError(str(exc)) from None
         data = "\n".join(out.texts).encode("utf-8", errors="surrogateescape")
         if args.out:
-            tmp = Path(args.out).with_name(f".{Path(args.out).name}.tmp")
-            tmp.write_bytes(data)
-            os.replace(tmp, args.out)  # never a half-written output
+            write_output(args.out, data)  # never a half-written output
         else:
             sys.stdout.buffer.write(data)
         count = len(lines) - (lines[-1] == "")  # no line after a final newline

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import os
 import sys
 
 import tyro
@@ -35,12 +34,11 @@ class StyleArgs(SamplingArgs):
 def style(args: StyleArgs) -> None:
     """Style transfer: text in, the same content in the learnt style out."""
     import json
-    from pathlib import Path
 
     from rich.console import Console
     from rich.progress import Progress
 
-    from textdiffusion.cli.common import CLIError
+    from textdiffusion.cli.common import CLIError, check_output_path, read_input, write_output
     from textdiffusion.cli.generate import _load, _sampling
     from textdiffusion.cli.show import RefinementView
     from textdiffusion.pipelines import InputError
@@ -52,13 +50,14 @@ def style(args: StyleArgs) -> None:
         )
     if bool(args.text) == bool(args.file):
         raise CLIError("give the text to rewrite, or --file FILE (not both)")
+    if args.batch_size < 1:
+        raise CLIError(f"--batch-size must be at least 1, got {args.batch_size}")
+    if args.out is not None:
+        check_output_path(args.out)
     lines = list(args.text)
     if args.file:  # read before the model loads: a wrong path fails at once
         try:
-            raw = sys.stdin.buffer.read() if args.file == "-" else Path(args.file).read_bytes()
-            lines = raw.decode("utf-8").split("\n")
-        except OSError as exc:
-            raise CLIError(f"cannot read --file {args.file}: {exc.strerror}") from None
+            lines = read_input(args.file).decode("utf-8").split("\n")
         except UnicodeDecodeError as exc:
             raise CLIError(f"--file {args.file} is not UTF-8 text ({exc.reason})") from None
     pipe = _load(StylePipeline, args)
@@ -67,6 +66,11 @@ def style(args: StyleArgs) -> None:
     )
     if args.to is not None and not pipe.labels:
         raise CLIError(f"--to: {args.model} was trained on aligned pairs and has no attributes")
+    if pipe.labels and args.to not in pipe.labels:
+        raise CLIError(
+            f"--to: {args.model} moves text between the attributes {list(pipe.labels)}: give --to one of them"
+            + ("" if args.to is None else f", not {args.to!r}")
+        )
     view = RefinementView(pipe.tokenizer, enabled=args.show and not args.file)
     try:
         # progress on standard error, only for files: standard output carries the rewritten text
@@ -91,9 +95,7 @@ def style(args: StyleArgs) -> None:
     if args.file:
         data = "\n".join(out.texts)
         if args.out:
-            tmp = Path(args.out).with_name(f".{Path(args.out).name}.tmp")
-            tmp.write_text(data, encoding="utf-8")
-            os.replace(tmp, args.out)  # never a half-written output
+            write_output(args.out, data.encode("utf-8"))  # never a half-written output
         else:
             sys.stdout.write(data)
         count = len(lines) - (lines[-1] == "")  # no line after a final newline

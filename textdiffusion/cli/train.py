@@ -64,10 +64,11 @@ class TrainArgs:
 def run_settings(args: TrainArgs) -> dict:
     """What `train` and `search` pass to the trainer besides the data and TrainConfig: model, process, sampler
     defaults, task and fine-tuning source."""
-    from textdiffusion.cli.common import CLIError
+    from textdiffusion.cli.common import CLIError, resolve_device
     from textdiffusion.config import PRESETS, ConfigError, ModelConfig, ProcessConfig, SampleConfig
     from textdiffusion.tasks import get_task
 
+    resolve_device(args.train.device)  # --device cuda without a GPU fails here, in one line
     task = get_task(args.task)
     overrides = {
         k: v
@@ -123,6 +124,7 @@ def run_settings(args: TrainArgs) -> dict:
 
 def train(args: TrainArgs) -> None:
     """Train (or fine-tune, or resume) a text diffusion model; `torchrun --nproc_per_node=N` runs it data-parallel."""
+    import contextlib
     import logging
     import os
     from pathlib import Path
@@ -133,18 +135,32 @@ def train(args: TrainArgs) -> None:
     from textdiffusion.checkpoint import CheckpointError
     from textdiffusion.config import ConfigError
     from textdiffusion.data import DataError
-    from textdiffusion.training import TrainingError
+    from textdiffusion.training import TrainingError, find_checkpoints
     from textdiffusion.training import train as run_training
+    from textdiffusion.training.lock import RunLock
 
     settings = run_settings(args)
-    if int(os.environ.get("RANK", "0")) == 0:
-        print_config(args, title="train config")
-        save_config(args, Path(args.out) / "train_args.json")
+    main = int(os.environ.get("RANK", "0")) == 0
     try:
-        result = run_training(args.data, args.train, out=args.out, resume=args.resume, **settings)
+        # OUT/.lock first: a second run into a busy --out stops before it writes anything there
+        with RunLock(args.out) if main else contextlib.nullcontext():
+            if main:
+                print_config(args, title="train config")
+                if args.resume or not find_checkpoints(
+                    Path(args.out)
+                ):  # else build_trainer refuses
+                    save_config(args, Path(args.out) / "train_args.json")
+            result = run_training(
+                args.data, args.train, out=args.out, resume=args.resume, **settings
+            )
     except (TrainingError, DataError, ConfigError, CheckpointError, ValueError) as exc:
         raise CLIError(str(exc)) from None
-    if int(os.environ.get("RANK", "0")) == 0 and args.train.lora_rank:
+    except (
+        OSError
+    ) as exc:  # a full disk, a read-only folder (the trainer keeps its last good checkpoint)
+        where = f"{exc.filename}: " if exc.filename else ""
+        raise CLIError(f"cannot write in --out {args.out}: {where}{exc.strerror or exc}") from None
+    if main and args.train.lora_rank:
         from textdiffusion.training.finetune import base_reference
         from textdiffusion.training.lora import finalize
 

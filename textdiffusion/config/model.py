@@ -7,6 +7,9 @@ from typing import Any, Literal, get_args
 
 from textdiffusion.config.base import _check
 
+MAX_CONTEXT = 1 << 20
+"""Longest context a ModelConfig accepts (the rotary and position tables are allocated for all of it)."""
+
 ProcessName = Literal["masked", "uniform", "gaussian"]
 ScheduleName = Literal["loglinear", "cosine", "linear"]
 SamplerName = Literal["ancestral", "cached", "confidence", "remask", "block"]
@@ -100,6 +103,11 @@ class ModelConfig:
             )
         _check(self.vocab_size >= 0, f"--vocab-size must be >= 0, got {self.vocab_size}")
         _check(self.max_len > 0, f"--max-len must be positive, got {self.max_len}")
+        _check(
+            self.max_len <= MAX_CONTEXT,
+            f"--max-len must be at most {MAX_CONTEXT:,} tokens (the position tables are allocated at that size), "
+            f"got {self.max_len:,}",
+        )
         _check(self.n_layers > 0, f"--n-layers must be positive, got {self.n_layers}")
         _check(self.n_heads > 0, f"--n-heads must be positive, got {self.n_heads}")
         _check(

@@ -18,13 +18,14 @@ from textdiffusion.data.packing import EpochStream
 def chunk_text(text: str, max_chars: int) -> list[str]:
     """Cut `text` into pieces of at most `max_chars` at whitespace (a longer word is cut hard); "".join == text."""
     pieces: list[str] = []
-    while len(text) > max_chars:
-        cut = text.rfind(" ", 0, max_chars)
-        cut = max_chars if cut <= 0 else cut + 1  # the space stays with the left piece
-        pieces.append(text[:cut])
-        text = text[cut:]
-    if text:
-        pieces.append(text)
+    start = 0  # an offset, not `text = text[cut:]`: copying the rest at every cut made long lines quadratic
+    while len(text) - start > max_chars:
+        cut = text.rfind(" ", start, start + max_chars)
+        cut = start + max_chars if cut <= start else cut + 1  # the space stays with the left piece
+        pieces.append(text[start:cut])
+        start = cut
+    if start < len(text):
+        pieces.append(text[start:])
     return pieces
 
 

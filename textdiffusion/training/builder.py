@@ -10,8 +10,10 @@ them to `Trainer`).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -31,8 +33,9 @@ from textdiffusion.processes import analog_bits, build_process
 from textdiffusion.tasks import TASKS, TaskRequest, get_task
 from textdiffusion.training import distributed
 from textdiffusion.training.finetune import finetune_config, load_init, start_lora
+from textdiffusion.training.lock import RunLock
 from textdiffusion.training.objectives import build_objective
-from textdiffusion.training.state import TrainingError, find_checkpoints
+from textdiffusion.training.state import TrainingError, find_checkpoints, remove_stale_temporaries
 from textdiffusion.training.trainer import EvalCallback, Trainer, TrainingParts, TrainResult
 
 logger = logging.getLogger(__name__)
@@ -228,5 +231,10 @@ def train(
     **kwargs: Any,
 ) -> TrainResult:
     """Train a model (see `build_trainer` for the arguments, `Trainer.run` for `callbacks`) and return its
-    TrainResult."""
-    return build_trainer(data, config, out=out, **kwargs).run(callbacks=callbacks)
+    TrainResult. OUT/.lock keeps a second run out of OUT while this one lives (training/lock.py); under torchrun
+    rank 0 holds it."""
+    main = int(os.environ.get("RANK", "0")) == 0
+    with RunLock(out) if main else contextlib.nullcontext():
+        if main:
+            remove_stale_temporaries(Path(out))
+        return build_trainer(data, config, out=out, **kwargs).run(callbacks=callbacks)

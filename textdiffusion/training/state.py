@@ -41,10 +41,35 @@ def find_checkpoints(out: Path) -> list[Path]:
     return sorted(p for p in folder.glob("step-*") if p.is_dir() and (p / CONFIG_NAME).is_file())
 
 
+def remove_stale_temporaries(out: Path) -> list[Path]:
+    """Remove what a run killed while writing a checkpoint left behind: the temporary folders of
+    `save_pretrained` (checkpoints/.step-N.tmp-*), the old folders it renames aside (.step-N.old-*), and the
+    temporary copies of OUT's model files (.NAME.tmp-*). Call it only while holding OUT/.lock (no live run is
+    writing them). Returns what was removed; each gets a log line."""
+    removed = []
+    for folder in (out, out / "checkpoints"):
+        if not folder.is_dir():
+            continue
+        for path in sorted(folder.glob(".*")):
+            if ".tmp-" not in path.name and ".old-" not in path.name:
+                continue  # .lock and anything else not ours
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+            logger.info("removed %s, left by a run stopped while writing a checkpoint", path)
+            removed.append(path)
+    return removed
+
+
 def _atomic_copy(src: Path, dst: Path) -> None:
     tmp = dst.with_name(f".{dst.name}.tmp-{os.getpid()}")
-    shutil.copyfile(src, tmp)
-    os.replace(tmp, dst)
+    try:
+        shutil.copyfile(src, tmp)
+        os.replace(tmp, dst)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 class CheckpointState:
@@ -135,20 +160,30 @@ class CheckpointState:
                 "train_config": dataclasses.asdict(self.config),
             }
             path = self.out / "checkpoints" / f"step-{self.step:07d}"
-            save_pretrained(
-                self.net,
-                self.tokenizer,
-                path,
-                config=self.ckpt_config,
-                weights=weights,
-                training_state=state,
-            )
-            for name in (
-                WEIGHTS_NAME,
-                CONFIG_NAME,
-                TOKENIZER_NAME,
-            ):  # OUT itself is a loadable model
-                _atomic_copy(path / name, self.out / name)
+            try:
+                save_pretrained(
+                    self.net,
+                    self.tokenizer,
+                    path,
+                    config=self.ckpt_config,
+                    weights=weights,
+                    training_state=state,
+                )
+                for name in (
+                    WEIGHTS_NAME,
+                    CONFIG_NAME,
+                    TOKENIZER_NAME,
+                ):  # OUT itself is a loadable model
+                    _atomic_copy(path / name, self.out / name)
+            except OSError as exc:  # a full disk, a folder made read-only: older checkpoints stay
+                kept = find_checkpoints(self.out)
+                where = (
+                    f"{kept[-1]} is the last checkpoint" if kept else "no checkpoint was written"
+                )
+                raise TrainingError(
+                    f"cannot write the checkpoint of step {self.step} in {self.out}: "
+                    f"{exc.strerror or exc}; {where} (continue with --resume once there is room)"
+                ) from None
             for old in find_checkpoints(self.out)[: -self.config.keep_checkpoints]:
                 shutil.rmtree(old, ignore_errors=True)
         distributed.barrier()

@@ -58,9 +58,9 @@ class GenerationPipeline(DiffusionPipeline):
             raise InputError(
                 f"length must be in 1..{self.max_len} (the model's context), got {length}"
             )
-        # block diffusion slides its window: any length that fits in memory, checked before allocating
-        if block_size:
-            check_sampling_memory(self.model.config, (n, length), device=self.device)
+        # block diffusion slides its window: any length that fits in memory; and any model: any n that fits.
+        # Checked before allocating (n = 10**9 texts would otherwise fail deep in torch.full)
+        check_sampling_memory(self.model.config, (n, length), device=self.device)
         warnings: list[str] = []
         x_init = fixed = None
         if prompt is not None:

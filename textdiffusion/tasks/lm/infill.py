@@ -156,6 +156,13 @@ class InfillPipeline(DiffusionPipeline):
             )
         pieces = [self.encode(p) if p else [] for p in pieces_text]
         if blank_length is not None:
+            # the room left by the text, checked before the masks are laid out (10**9 would allocate gigabytes)
+            total = sum(len(p) for p in pieces) + blank_length * n_blanks
+            if total > self.max_len:
+                raise InputError(
+                    f"the text with its blanks ({n_blanks} x blank length {blank_length}) is {total:,} tokens, "
+                    f"more than the model's context of {self.max_len}"
+                )
             lengths = [blank_length] * n_blanks
         else:
             lengths = self.choose_lengths(
