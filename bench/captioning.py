@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.common import overlap
 from bench.harness import (
     SHARED_DATA,
     BenchArgs,
@@ -34,7 +35,6 @@ from bench.harness import (
     run,
     run_case,
 )
-from textdiffusion.evaluation.overlap import bleu_chrf
 from textdiffusion.tasks.caption.images import center_crop, load_image, read_captions
 
 DATA_DIR = SHARED_DATA / "coco_tiny"
@@ -89,11 +89,7 @@ def pixels(paths: list[Path], size: int = 64) -> np.ndarray:
 
 
 def score(name: str, outputs: list[str], references: list[list[str]], **fields) -> dict:
-    n = min(len(r) for r in references)  # sacrebleu wants as many references for every caption
-    scores = bleu_chrf(outputs, [r[:n] for r in references])
-    if not scores:
-        raise SystemExit("sacrebleu is not installed: pip install -e '.[bench]'")
-    return {"case": name, **scores, **fields}
+    return {"case": name, **overlap(outputs, references), **fields}
 
 
 def main(args: CaptionArgs) -> dict:
@@ -194,11 +190,7 @@ def render(data: dict) -> str:
 
 
 def summary(data: dict) -> str:
-    model = data.get("model", {})
-    return (
-        f"Model `{model.get('path')}` ({model.get('parameters', 0) / 1e6:.1f}M parameters), sampler "
-        f"{model.get('sampler')}:\n\n" + markdown_table(data.get("rows", []), COLUMNS[:3])
-    )
+    return markdown_table(data.get("rows", []), COLUMNS[:3])
 
 
 BENCH = Benchmark("captioning", "Image captioning", render=render, summary=summary)

@@ -169,6 +169,19 @@ def record_matmul_rate(device: torch.device, results) -> float | None:
     return peak
 
 
+# -- overlap with references -------------------------------------------------------------------------------------
+def overlap(outputs: list[str], references: list[list[str]]) -> dict[str, float]:
+    """sacrebleu corpus BLEU and chrF (0..100) of `outputs` against their references (one list per output, cut to
+    the fewest any output has: sacrebleu wants as many references for each)."""
+    from textdiffusion.evaluation.overlap import bleu_chrf
+
+    n = min(len(r) for r in references)
+    scores = bleu_chrf(outputs, [r[:n] for r in references])
+    if not scores:
+        raise SystemExit("sacrebleu is not installed: pip install -e '.[bench]'")
+    return scores
+
+
 # -- training a character model -----------------------------------------------------------------------------------
 def train_char_model(
     data_dir: str | Path,

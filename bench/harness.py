@@ -300,12 +300,15 @@ def run(bench: Benchmark, args: BenchArgs, measure: Callable[[Results, torch.dev
 def publish(bench: Benchmark, data: dict, path: Path, *, readme: bool = True) -> None:
     """STEM.md beside the result file: the full tables; bench/README.md: the summary, if it has STEM's markers."""
     md = path.with_suffix(".md")
-    tables = f"# {bench.title}: `{path.name}`\n\n{bench.render(data).strip()}\n\n{provenance(data)}\n"
+    tables = (
+        f"# {bench.title}: `{path.name}`\n\n{bench.render(data).strip()}\n\n{provenance(data)}\n"
+    )
     write_text(md, tables)
     log(f"wrote {md}")
     if readme:
-        block = f"{bench.summary(data).strip()}\n\n{provenance(data, link=f'results/{md.name}')}"
-        if update_readme(path.stem, block):
+        if update_readme(
+            path.stem, f"{bench.summary(data).strip()}\n\n{source_line(data, md.name)}"
+        ):
             log(f"updated bench/README.md ({path.stem})")
 
 
@@ -339,25 +342,28 @@ def ok(rows: Iterable[dict]) -> list[dict]:
     return [r for r in rows if "error" not in r]
 
 
-def provenance(data: dict[str, Any], *, link: str | None = None) -> str:
-    """The lines under a table: machine, command, completeness (and where the full tables are)."""
-    info = data.get("machine")
-    where = (
-        f"{describe(info)}; git {info.get('git_commit') or 'uncommitted'}"
-        if info
-        else f"{data.get('date', 'undated')} (the file records no machine)"
-    )
+def provenance(data: dict[str, Any]) -> str:
+    """The lines under a table: machine, command, completeness."""
     command = data.get("command")
     if command and not command.startswith("python"):  # files from before bench/ was a package
         command = f"python bench/{command}"
-    lines = [f"Machine: {where}."]
-    if command:
-        lines.append(f"Command: `{command}`")
-    if link:
-        lines.append(f"All tables: [{link}]({link}).")
+    lines = [f"Machine: {machine_line(data)}."] + ([f"Command: `{command}`"] if command else [])
     if not data.get("complete", True):
         lines.append("**Partial results: the run stopped before the end.**")
     return "  \n".join(lines)
+
+
+def machine_line(data: dict[str, Any]) -> str:
+    info = data.get("machine")
+    if not info:
+        return f"{data.get('date', 'undated')} (the file records no machine)"
+    return f"{describe(info)}; git {info.get('git_commit') or 'uncommitted'}"
+
+
+def source_line(data: dict[str, Any], md_name: str) -> str:
+    """One line under a README summary: the machine, and where the full tables and the command are."""
+    partial = "" if data.get("complete", True) else " **Partial: the run stopped before the end.**"
+    return f"{machine_line(data)}. [All tables, the command](results/{md_name}).{partial}"
 
 
 def markers(name: str) -> tuple[str, str]:

@@ -74,28 +74,33 @@ def measure(args: StartupArgs, results: Results, device) -> None:
     )
 
 
+COLUMNS = [
+    ("build_s", "build s (no cache)", ".3g"),
+    ("first_s", "first start s (build + write)", ".3g"),
+    ("cached_s", "cached start s", ".3g"),
+    ("speedup", "build / cached", ".1f"),
+    ("index_mb", "index MB", ".0f"),
+    ("identical", "same candidates", ""),
+]
+
+
 def render(data: dict) -> str:
-    columns = [
-        ("build_s", "build s (no cache)", ".3g"),
-        ("first_s", "first start s (build + write)", ".3g"),
-        ("cached_s", "cached start s", ".3g"),
-        ("speedup", "build / cached", ".1f"),
-        ("index_mb", "index MB", ".0f"),
-        ("identical", "same candidates", ""),
-    ]
     args = data["args"]
     return (
         f"`Lexicon(max_edit_distance={args['edit_distance']})` (the English default), median of "
-        f"{args['repeats']} starts each, alternately in one process.\n\n"
-        + markdown_table(data.get("cases", []), columns)
+        f"{args['repeats']} starts each, alternately in one process.\n\n" + summary(data)
     )
+
+
+def summary(data: dict) -> str:
+    return markdown_table(data.get("cases", []), COLUMNS)
 
 
 BENCH = Benchmark(
     "lexicon-startup",
     "Lexicon start-up",
     render=render,
-    summary=render,
+    summary=summary,
     stem=lambda args, device: "lexicon-startup-cpu",  # the CPU's work, whatever --device says
 )
 

@@ -113,9 +113,8 @@ class GraphedNetwork(torch.nn.Module):
     def __init__(self, net: torch.nn.Module) -> None:
         super().__init__()
         self.net, self.config = net, net.config
-        self.graphed = torch.compile(
-            net.forward, mode="reduce-overhead"
-        )  # a function: not a second module
+        # the compiled forward is a function, not a second module holding the same parameters
+        self.graphed = torch.compile(net.forward, mode="reduce-overhead")
 
     def forward(self, *args, **kwargs):
         torch.compiler.cudagraph_mark_step_begin()

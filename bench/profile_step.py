@@ -600,7 +600,8 @@ def kernel_kinds(record: dict) -> str:
 
 
 def summary(data: dict) -> str:
-    """The speedups, one column per vocabulary; the training step's wall and busy time (and kernel kinds)."""
+    """The speedups, one column per vocabulary; without cases (a training profile only), the step's wall and busy
+    time and its kernel time by kind."""
     parts, rows = [], ok(case_rows(data))
     vocabs = sorted({r["vocab"] for r in rows})
     if rows:
@@ -612,7 +613,7 @@ def summary(data: dict) -> str:
         columns = [("method", "what", "")]
         columns += [(f"speedup_{v}", f"speedup, V={v}", ".2f") for v in vocabs]
         parts.append(markdown_table(table.values(), columns + [("identical", "same output", "")]))
-    for record in ok(data.get("train_profile", [])):
+    for record in [] if rows else ok(data.get("train_profile", [])):  # the cases say enough
         line = (
             f"Training step ({train_setting(data['args'])}): {record['wall_ms_per_step']:.1f} ms wall per step, "
             f"{record['busy_ms_per_step']:.1f} ms busy"

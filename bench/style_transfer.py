@@ -17,6 +17,7 @@ import dataclasses
 import time
 from pathlib import Path
 
+from bench.common import overlap
 from bench.harness import (
     SHARED_DATA,
     BenchArgs,
@@ -28,7 +29,6 @@ from bench.harness import (
     run,
     run_case,
 )
-from textdiffusion.evaluation.overlap import bleu_chrf
 
 
 @dataclasses.dataclass
@@ -63,10 +63,7 @@ def load_pairs(args: StyleArgs) -> tuple[list[str], list[str]]:
 
 
 def score(name: str, outputs: list[str], references: list[str], **fields) -> dict:
-    scores = bleu_chrf(outputs, [[r] for r in references])
-    if not scores:
-        raise SystemExit("sacrebleu is not installed: pip install -e '.[bench]'")
-    return {"case": name, **scores, **fields}
+    return {"case": name, **overlap(outputs, [[r] for r in references]), **fields}
 
 
 def main(args: StyleArgs) -> dict:
@@ -136,11 +133,7 @@ def render(data: dict) -> str:
 
 
 def summary(data: dict) -> str:
-    model = data.get("model", {})
-    return (
-        f"Model `{model.get('path')}` ({model.get('parameters', 0) / 1e6:.1f}M parameters):\n\n"
-        + (markdown_table(data.get("rows", []), COLUMNS[:3]))
-    )
+    return markdown_table(data.get("rows", []), COLUMNS[:3])
 
 
 BENCH = Benchmark("style-transfer", "Style transfer", render=render, summary=summary)

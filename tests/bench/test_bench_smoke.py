@@ -65,9 +65,13 @@ def test_provenance_reads_old_and_new_result_files():
     assert "`python bench/speed.py --quick`" in harness.provenance(old)
     assert "Partial results" in harness.provenance(old)
     new = dict(old, command="python -m bench.speed --quick", complete=True)
-    assert "`python -m bench.speed --quick`" in harness.provenance(new, link="results/a.md")
-    assert "[results/a.md](results/a.md)" in harness.provenance(new, link="results/a.md")
-    assert "undated" not in harness.provenance({"date": "2026-11-26"})  # no machine recorded
+    assert "`python -m bench.speed --quick`" in harness.provenance(new)
+    assert harness.source_line(
+        new, "a.md"
+    ) == "x (1 threads of 2 cores), torch 2, d; git uncommitted. " + (
+        "[All tables, the command](results/a.md)."
+    )
+    assert harness.provenance({"date": "2026-11-26"}).startswith("Machine: 2026-11-26 (the file")
 
 
 def test_bench_builds_trainers_without_patching_the_package():
