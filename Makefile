@@ -28,14 +28,14 @@ demo: $(VENV)/.installed
 test: $(VENV)/.installed-dev
 	HF_HOME=$$(mktemp -d) $(BIN)/python -m pytest -n 2 -q
 
-## bench-quick: every benchmark, CPU-sized (under 10 minutes on 2 cores); tables in bench/README.md
+## bench-quick: every CPU-sized benchmark (under 10 minutes on 2 cores); tables in bench/results/*-quick.md
 bench-quick: $(VENV)/.installed-dev
-	$(BIN)/python bench/speed.py --quick --threads 1
-	$(BIN)/python bench/profile_step.py --quick --threads 1
-	$(BIN)/python bench/likelihood.py --quick --threads 1
-	$(BIN)/python bench/quality.py --quick --diffusion bench/runs/likelihood-quick/tiny-diffusion \
+	$(BIN)/python -m bench.speed --quick --threads 1
+	$(BIN)/python -m bench.profile_step --quick --threads 1
+	$(BIN)/python -m bench.likelihood --quick --threads 1
+	$(BIN)/python -m bench.quality --quick --diffusion bench/runs/likelihood-quick/tiny-diffusion \
 	    --ar bench/runs/likelihood-quick/tiny-ar --train-judge --threads 1
-	$(BIN)/python bench/bench_particles.py --quick --threads 1
+	$(BIN)/python -m bench.bench_particles --quick --threads 1
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

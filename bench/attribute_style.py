@@ -7,39 +7,33 @@ human references of Li et al. and Luo et al. (2019). The classifier is naive Bay
 trained here on the training pool and checked on the dev sets (it never sees the test sentences); the model is
 trained by `scripts/train_attribute_yelp.sh` on the training pool alone.
 
-    python bench/attribute_style.py --model runs/yelp-attribute                 # 750 sentences, 3 guidance scales
-    python bench/attribute_style.py --model runs/yelp-attribute --quick         # 100 sentences, guidance 2
-    python bench/attribute_style.py --render bench/results/attribute-style-cpu.json
+    python -m bench.attribute_style --model runs/yelp-attribute                 # 750 sentences, 3 guidance scales
+    python -m bench.attribute_style --model runs/yelp-attribute --quick         # 100 sentences, guidance 2
+    python -m bench.attribute_style --render bench/results/attribute-style-cpu.json
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import time
 from collections import Counter
 from pathlib import Path
 
-from common import (
-    REPO_DIR,
-    RESULTS_DIR,
+from bench.common import overlap
+from bench.harness import (
+    SHARED_DATA,
     BenchArgs,
+    Benchmark,
     Results,
-    block_name,
     log,
     markdown_table,
     parse_args,
-    provenance,
-    resolve_device,
+    run,
     run_case,
-    setup_torch,
-    update_readme,
 )
 
-from textdiffusion.tasks.denoise.metrics import bleu_chrf
-
-DATA_DIR = REPO_DIR.parent / "shared" / "data" / "yelp"
+DATA_DIR = SHARED_DATA / "yelp"
 NAMES = ("negative", "positive")
 
 
@@ -94,20 +88,13 @@ def read(path: Path, limit: int | None) -> list[str]:
 
 
 def main(args: AttributeArgs) -> dict:
-    if args.render:
-        data = json.loads(Path(args.render).read_text())
-        update_readme(readme_name(data), render(data), title="Attribute transfer")
-        return data
+    return run(BENCH, args, lambda results, device: measure(args, results, device))
+
+
+def measure(args: AttributeArgs, results: Results, device) -> None:
     from textdiffusion.pipelines import StylePipeline
 
-    device = resolve_device(args.device)
-    setup_torch(device, threads=args.threads)
     folder = Path(args.data_dir)
-    path = (
-        args.json
-        or RESULTS_DIR / f"attribute-style-{device.type}{'-quick' if args.quick else ''}.json"
-    )
-    results = Results(path, benchmark="attribute_style", args=args, device=device)
     start = time.perf_counter()
     pool = {y: read(folder / "trainpool" / f"sentiment.trainpool.{y}", None) for y in (0, 1)}
     classifier = NaiveBayes(pool)
@@ -131,17 +118,15 @@ def main(args: AttributeArgs) -> dict:
         )
         for y in (0, 1)
     }
-    log(f"writing {path}; {len(sources[0])} + {len(sources[1])} sentences")
+    log(f"{len(sources[0])} + {len(sources[1])} sentences")
 
     def scores(name: str, outputs: dict[int, list[str]], **fields) -> dict:
         flat = outputs[0] + outputs[1]
         refs = references[0] + references[1]
         targets = [1] * len(outputs[0]) + [0] * len(outputs[1])
         accuracy = sum(p == y for p, y in zip(classifier.predict(flat), targets)) / len(flat)
-        to_refs = bleu_chrf(flat, refs)
-        if not to_refs:
-            raise SystemExit("sacrebleu is not installed: pip install -e '.[bench]'")
-        to_source = bleu_chrf(flat, [[s] for s in sources[0] + sources[1]])
+        to_refs = overlap(flat, refs)
+        to_source = overlap(flat, [[s] for s in sources[0] + sources[1]])
         return {
             "case": name,
             "accuracy": 100 * accuracy,
@@ -194,23 +179,21 @@ def main(args: AttributeArgs) -> dict:
                 f"guidance {guidance:g}: accuracy {record['accuracy']:.1f}%, BLEU {record['bleu']:.1f}, "
                 f"self-BLEU {record['self_bleu']:.1f}"
             )
-    results.finish()
-    if args.readme:
-        update_readme(readme_name(results.data), render(results.data), title="Attribute transfer")
-    return results.data
+
+
+COLUMNS = [
+    ("case", "outputs", ""),
+    ("accuracy", "target sentiment %", ".1f"),
+    ("bleu", "BLEU (4 human refs)", ".1f"),
+    ("self_bleu", "BLEU to source", ".1f"),
+    ("gm", "GM(acc, BLEU)", ".1f"),
+    ("sentences_per_s", "sentences/s", ".1f"),
+    ("calls_per_batch", "network calls per batch", ".1f"),
+]
 
 
 def render(data: dict) -> str:
-    rows = data.get("rows", [])
-    columns = [
-        ("case", "outputs", ""),
-        ("accuracy", "target sentiment %", ".1f"),
-        ("bleu", "BLEU (4 human refs)", ".1f"),
-        ("self_bleu", "BLEU to source", ".1f"),
-        ("gm", "GM(acc, BLEU)", ".1f"),
-        ("sentences_per_s", "sentences/s", ".1f"),
-        ("calls_per_batch", "network calls per batch", ".1f"),
-    ]
+    rows, columns = data.get("rows", []), COLUMNS
     model = data.get("model", {})
     classifier = data.get("classifier", {})
     args = data["args"]
@@ -228,12 +211,14 @@ def render(data: dict) -> str:
         f"({100 * classifier.get('dev_accuracy', 0):.1f}% right on the 4,000 dev sentences); sacrebleu corpus BLEU.\n\n"
         + markdown_table(rows, columns)
         + (f"\n\nRewrites ({shown_row['case']}):\n\n{shown}" if shown else "")
-        + f"\n\n{provenance(data)}"
     )
 
 
-def readme_name(data: dict) -> str:
-    return block_name("attribute-style", data)
+def summary(data: dict) -> str:
+    return markdown_table(data.get("rows", []), COLUMNS[:5])
+
+
+BENCH = Benchmark("attribute-style", "Attribute transfer", render=render, summary=summary)
 
 
 if __name__ == "__main__":

@@ -15,35 +15,22 @@ per particle-step, energy differences) and with hard-sphere exclusion. Memory is
 (CPU) or `torch.cuda.max_memory_allocated` (CUDA). `× numpy` is the ratio to the baseline at the same N in the
 same run.
 
-    python bench/bench_particles.py --quick                     # about 1 minute on 2 cores
-    python bench/bench_particles.py                              # N = 10^3 ... 10^6, about 5 minutes
-    python bench/bench_particles.py --device cuda --json bench/results/particles-cuda.json
-    python bench/bench_particles.py --render bench/results/particles-cpu.json   # rewrite the README table
+    python -m bench.bench_particles --quick                     # about 1 minute on 2 cores
+    python -m bench.bench_particles                              # N = 10^3 ... 10^6, about 5 minutes
+    python -m bench.bench_particles --device cuda --json bench/results/particles-cuda.json
+    python -m bench.bench_particles --render bench/results/particles-cpu.json   # redraw the tables
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import multiprocessing
 import resource
-import statistics
-import time
-from pathlib import Path
 from queue import Empty
 from typing import Any, Literal
 
-from common import (
-    RESULTS_DIR,
-    BenchArgs,
-    Results,
-    block_name,
-    log,
-    markdown_table,
-    provenance,
-    update_readme,
-)
+from bench.harness import BenchArgs, Benchmark, Results, log, markdown_table, ok, run
 
 CPU_CASES = ("numpy", "torch", "prefetch", "rng")
 CUDA_CASES = ("numpy", "torch", "rng")
@@ -86,24 +73,20 @@ def _numpy_steps(n: int, steps: int, rng, x, *, std: float, length: float) -> in
     return accepted
 
 
-def run_case(
+def time_case(
     case: str, n: int, steps: int, repeats: int, device: str, threads: int, extra: dict
 ) -> dict:
     """Time one case in this process: median particle-steps/s over `repeats` runs and the peak memory."""
     import numpy as np
     import torch
 
+    from bench.common import time_call
     from textdiffusion.physics import Box, Potential, place_without_overlap, proposal_std, run_chain
 
     torch.set_num_threads(1 if case == "prefetch" else threads)
     box, d_coef, dt = Box(1.0), 1e-3, 1.0
     std = proposal_std(diffusion=d_coef, dt=dt)
     on_cuda = device == "cuda" and case != "numpy"
-
-    def sync() -> None:
-        if on_cuda:
-            torch.cuda.synchronize()
-
     base_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
     if on_cuda:
         torch.cuda.reset_peak_memory_stats()
@@ -148,15 +131,11 @@ def run_case(
             state["x"] = res.x
             return res.acceptance_rate
 
-    run()  # warm-up (allocations, first-call costs)
-    sync()
-    times, acceptance = [], math.nan
-    for _ in range(repeats):
-        start = time.perf_counter()
-        acceptance = run()
-        sync()
-        times.append(time.perf_counter() - start)
-    median = statistics.median(times)
+    # one warm-up run (allocations, first-call costs), then the timed ones
+    timing, acceptance = time_call(
+        run, device=torch.device(device if on_cuda else "cpu"), repeats=repeats
+    )
+    times, median = timing.times, timing.median
     peak = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base_rss) / 1024
     if on_cuda:
         peak = torch.cuda.max_memory_allocated() / 2**20
@@ -174,7 +153,7 @@ def run_case(
 
 def _child(queue, *args) -> None:
     try:
-        queue.put(run_case(*args))
+        queue.put(time_case(*args))
     except Exception as exc:  # reported with the case, the run goes on
         queue.put({"error": f"{type(exc).__name__}: {exc}"[:500]})
 
@@ -197,63 +176,31 @@ def run_in_process(*args) -> dict:
 
 
 # -- the benchmark -----------------------------------------------------------------------------------------------
-def main(args: ParticlesBenchArgs) -> dict:
-    import os
-
+def measure(args: ParticlesBenchArgs, results: Results, device) -> None:
     import torch
 
-    if args.render:
-        data = json.loads(Path(args.render).read_text())
-        update_readme(readme_name(data), render(data), title="Particles")
-        return data
-    args.apply_quick()
-    if args.device == "cuda" and not torch.cuda.is_available():
-        raise SystemExit("--device cuda: CUDA is not available on this machine")
-    threads = args.threads or os.cpu_count() or 1
-    torch.set_num_threads(threads)
-    device = torch.device(args.device)
+    threads = torch.get_num_threads()  # --threads, or all cores
     sizes = tuple(args.sizes) + ((10_000_000,) if device.type == "cuda" and not args.quick else ())
-    path = (
-        args.json or RESULTS_DIR / f"particles-{device.type}{'-quick' if args.quick else ''}.json"
-    )
-    results = Results(path, benchmark="particles", args=args, device=device)
-    log(f"writing {path}")
     cases = CUDA_CASES if device.type == "cuda" else CPU_CASES
-    for n in sizes:
-        steps = int(min(5000, max(10, round(args.work / n))))
-        for case in cases:
-            record = {
-                "case": case,
-                "n": n,
-                **run_in_process(case, n, steps, args.repeats, args.device, threads, {}),
-            }
-            results.add("speed", record)
-            log(
-                f"N={n:>9,} {case:>9}: {record.get('particle_steps_per_s', math.nan):,.0f} particle-steps/s"
-            )
-    n = args.feature_n
     features = {  # name: (run_chain options, share of --work; exclusion costs ~40 chain steps per step)
         "gravity+trap": ({"potential": True}, 1 / 4),
         "hard spheres": ({"hard_sphere_radius": args.hard_sphere_radius}, 1 / 100),
     }
     feature_case = (
-        "prefetch" if args.device == "cpu" else "torch"
+        "prefetch" if device.type == "cpu" else "torch"
     )  # the robust CPU setting (README)
-    for name, (extra, share) in features.items():
+    plan = [("speed", case, n, {}, 1.0) for n in sizes for case in cases]
+    plan += [
+        ("features", name, args.feature_n, extra, share)
+        for name, (extra, share) in features.items()
+    ]
+    for section, name, n, extra, share in plan:
         steps = int(min(5000, max(10, round(args.work * share / n))))
-        record = {
-            "case": name,
-            "n": n,
-            **run_in_process(feature_case, n, steps, args.repeats, args.device, threads, extra),
-        }
-        results.add("features", record)
-        log(
-            f"N={n:>9,} {name:>9}: {record.get('particle_steps_per_s', math.nan):,.0f} particle-steps/s"
-        )
-    results.finish()
-    if args.readme:
-        update_readme(readme_name(results.data), render(results.data), title="Particles")
-    return results.data
+        case = feature_case if section == "features" else name
+        timed = run_in_process(case, n, steps, args.repeats, device.type, threads, extra)
+        results.add(section, {"case": name, "n": n, **timed})
+        rate = timed.get("particle_steps_per_s", math.nan)
+        log(f"N={n:>9,} {name:>9}: {rate:,.0f} particle-steps/s")
 
 
 def render(data: dict[str, Any]) -> str:
@@ -288,7 +235,6 @@ def render(data: dict[str, Any]) -> str:
     if data.get("features"):
         parts.append("Other setups, same measure:\n\n" + markdown_table(data["features"], columns))
     parts.append(bound_note(rows, cuda=info["device"].startswith("cuda")))
-    parts.append(provenance(data))
     return "\n\n".join(parts)
 
 
@@ -331,8 +277,40 @@ def bound_note(rows: list[dict[str, Any]], *, cuda: bool) -> str:
     )
 
 
-def readme_name(data: dict[str, Any]) -> str:
-    return block_name("particles", data)
+def summary(data: dict[str, Any]) -> str:
+    """Per N: the NumPy baseline, the fastest chain and the generator's ceiling."""
+    rows = []
+    for n in dict.fromkeys(r["n"] for r in data.get("speed", [])):
+        rates = {
+            r["case"]: r["particle_steps_per_s"]
+            for r in ok(data["speed"])
+            if r["n"] == n and r.get("particle_steps_per_s")
+        }
+        best = max((c for c in ("torch", "prefetch") if c in rates), key=rates.get, default=None)
+        if best is None:
+            continue
+        numpy = rates.get("numpy")
+        rows.append(
+            {"n": n, "numpy": numpy, "case": best, "chain": rates[best], "rng": rates.get("rng"),
+             "vs_numpy": rates[best] / numpy if numpy else None}
+        )  # fmt: skip
+    columns = [
+        ("n", "N", ","),
+        ("numpy", "NumPy", ",.3g"),
+        ("case", "fastest chain", ""),
+        ("chain", "particle-steps/s", ",.3g"),
+        ("vs_numpy", "× NumPy", ".2f"),
+        ("rng", "normals alone (ceiling)", ",.3g"),
+    ]
+    return markdown_table(rows, columns)
+
+
+BENCH = Benchmark("particles", "Particles", render=render, summary=summary)
+
+
+def main(args: ParticlesBenchArgs) -> dict:
+    args.apply_quick()
+    return run(BENCH, args, lambda results, device: measure(args, results, device))
 
 
 if __name__ == "__main__":

@@ -13,8 +13,8 @@ Speed: tokens/s of `sample_block` (steps per block = block size, and a quarter o
 trained models' shape (untrained weights: the cost of a sample does not depend on them, and the block sampler's
 network calls depend only on its reveal draws), plus the block sampler without its KV cache for reference.
 
-    python bench/block_diffusion.py --quick          # CPU, about 5 minutes at 1 thread
-    python bench/block_diffusion.py --device cuda    # the GPU recipe (scripts/gpu_block_diffusion.sh)
+    python -m bench.block_diffusion --quick          # CPU, about 5 minutes at 1 thread
+    python -m bench.block_diffusion --device cuda    # the GPU recipe (scripts/gpu_block_diffusion.sh)
 
 Writes bench/results/block-diffusion-{cpu,cuda}[-quick].json and a Markdown table beside it (.md); models go to
 OUT/NAME and a rerun reuses those that finished with the same plan.
@@ -23,67 +23,43 @@ OUT/NAME and a rerun reuses those that finished with the same plan.
 from __future__ import annotations
 
 import dataclasses
-import datetime
-import json
 import logging
 import math
-import os
-import platform
-import statistics
-import subprocess
-import sys
-import time
 from functools import partial
 from pathlib import Path
-from typing import Literal
 
 import torch
 
-BENCH_DIR = Path(__file__).resolve().parent
-REPO_DIR = BENCH_DIR.parent
-RESULTS_DIR = BENCH_DIR / "results"
-# ../shared beside the checkout (or beside the folder of worktrees)
-DEFAULT_DATA = next(
-    (
-        folder / "shared" / "data" / "tinyshakespeare"
-        for folder in (REPO_DIR.parent, REPO_DIR.parent.parent)
-        if (folder / "shared" / "data" / "tinyshakespeare").is_dir()
-    ),
-    REPO_DIR.parent / "shared" / "data" / "tinyshakespeare",
+from bench.common import (
+    BOS_ID,
+    CHAR_VOCAB,
+    MASK_ID,
+    CallCounter,
+    CharModelArgs,
+    inference_dtype,
+    random_network,
+    time_call,
+)
+from bench.harness import (
+    BENCH_DIR,
+    Benchmark,
+    Results,
+    log,
+    markdown_table,
+    parse_args,
+    run,
 )
 
 
 @dataclasses.dataclass
-class BlockDiffusionArgs:
+class BlockDiffusionArgs(CharModelArgs):
     quick: bool = False
     """CPU-sized run (the QUICK defaults below; flags given with --quick still override them)."""
-    device: str = "auto"
-    """cpu, cuda or auto."""
-    threads: int | None = None
-    """CPU threads (default: all cores, at most 16)."""
-    data_dir: str = str(DEFAULT_DATA)
-    """Folder with train.txt and valid.txt."""
     n_layers: int = 6
     n_heads: int = 6
     dim: int = 384
-    seq_len: int = 256
-    """Context of every model (training windows, evaluation windows, the speed runs' length)."""
     block_sizes: tuple[int, ...] = (4, 16)
     """Block sizes of the block diffusion models trained (besides AR and full MDLM)."""
-    tokens: int = 20_000_000
-    """Training tokens per model."""
-    batch_size: int = 64
-    lr: float = 1e-3
-    warmup_steps: int = 200
-    dropout: float = 0.0
-    ema_decay: float = 0.999
-    precision: Literal["auto", "fp32", "bf16"] = "auto"
-    compile: bool = False
-    eval_samples: int = 16
-    """Monte Carlo samples per window of the diffusion bounds."""
-    eval_windows: int | None = None
-    """Score only the first N windows of valid.txt (default: all)."""
-    eval_batch_size: int = 64
     speed_block_sizes: tuple[int, ...] = (1, 4, 16)
     speed_batches: tuple[int, ...] = (1, 16)
     speed_repeats: int = 3
@@ -91,9 +67,6 @@ class BlockDiffusionArgs:
     skip_speed: bool = False
     out: str = str(BENCH_DIR / "runs" / "block-diffusion")
     """Folder of the trained models."""
-    json: str | None = None
-    """Result file (default: bench/results/block-diffusion-{cpu,cuda}[-quick].json; the table goes beside it)."""
-    seed: int = 0
 
 
 QUICK = dict(
@@ -115,50 +88,17 @@ QUICK = dict(
 )
 
 
-def log(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+def model_config(args: BlockDiffusionArgs, **fields):
+    from textdiffusion.config import ModelConfig
 
-
-def write_json(path: Path, data: dict) -> None:
-    """Atomically (a temporary file, then a rename): a killed run leaves the last complete file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
-    os.replace(tmp, path)
-
-
-def machine(device: torch.device) -> dict:
-    def git(*args: str) -> str | None:
-        try:
-            out = subprocess.run(["git", *args], cwd=REPO_DIR, capture_output=True, text=True)
-            return out.stdout.strip() if out.returncode == 0 else None
-        except OSError:
-            return None
-
-    commit = git("rev-parse", "--short", "HEAD")
-    if commit and git("status", "--porcelain", "--", "textdiffusion", "bench"):
-        commit += "+changes"
-    cpu = platform.processor() or platform.machine()
-    try:
-        cpu = next(
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        )
-    except (OSError, StopIteration):
-        pass
-    info = {
-        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "device": str(device),
-        "cpu": cpu,
-        "cpu_cores": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-        "git_commit": commit,
-    }
-    if device.type == "cuda":
-        info["gpu"] = torch.cuda.get_device_name(device)
-    return info
+    return ModelConfig(
+        n_layers=args.n_layers,
+        n_heads=args.n_heads,
+        dim=args.dim,
+        max_len=args.seq_len,
+        dropout=args.dropout,
+        **fields,
+    )
 
 
 # -- likelihood ---------------------------------------------------------------------------------------------------
@@ -169,101 +109,10 @@ def plan(args: BlockDiffusionArgs) -> list[tuple[str, str, int]]:
     return models + [("mdlm", "diffusion", 0)]
 
 
-def train_model(
-    args: BlockDiffusionArgs, name: str, objective: str, block_size: int, device
-) -> dict:
-    """Train one model with the project's trainer; what the JSON keeps about the run."""
-    from textdiffusion.config import DataConfig, ModelConfig, TrainConfig
-    from textdiffusion.training import train
-
-    data_dir, out = Path(args.data_dir), Path(args.out) / name
-    steps = max(1, args.tokens // (args.batch_size * args.seq_len))
-    start = time.perf_counter()
-    result = train(
-        DataConfig(
-            data=(str(data_dir / "train.txt"),),
-            valid=(str(data_dir / "valid.txt"),),
-            tokenizer="char",
-            seq_len=args.seq_len,
-        ),
-        TrainConfig(
-            steps=steps,
-            batch_size=args.batch_size,
-            lr=args.lr,
-            warmup_steps=min(args.warmup_steps, steps // 10),
-            ema_decay=args.ema_decay,
-            eval_every=0,
-            eval_batches=1,
-            save_every=steps,
-            log_every=max(1, min(100, steps // 10)),
-            seed=args.seed,
-            device=str(device),
-            precision=args.precision,
-            compile=args.compile,
-            objective=objective,
-        ),
-        out=out,
-        model=ModelConfig(
-            n_layers=args.n_layers,
-            n_heads=args.n_heads,
-            dim=args.dim,
-            max_len=args.seq_len,
-            dropout=args.dropout,
-            block_size=block_size,
-        ),
-        resume=(out / "checkpoints").is_dir(),
-        progress=False,
-    )
-    return {
-        "name": name,
-        "objective": objective,
-        "block_size": (block_size or args.seq_len) if objective == "diffusion" else None,
-        "parameters": result.parameters,
-        "train_steps": result.step,
-        "planned_steps": steps,
-        "tokens": result.step * args.batch_size * args.seq_len,
-        "train_seconds": time.perf_counter() - start,
-        "train_tokens_per_s": result.tokens_per_second,
-        "final_train_loss": result.loss,
-        "path": str(out),
-    }
-
-
-def evaluate_model(args: BlockDiffusionArgs, record: dict, device) -> dict:
-    """Bits per character of valid.txt: exact for AR; for the diffusion models the continuous-time bound and the
-    bounds of their sampler at as many steps per block as tokens per block and at a quarter of that (the two
-    settings of the speed table: how much likelihood the faster one gives up)."""
-    from textdiffusion.checkpoint import load_pretrained
-    from textdiffusion.evaluation import evaluate_text
-
-    pretrained = load_pretrained(record["path"], device=device)
-    text = (Path(args.data_dir) / "valid.txt").read_text()
-    common = dict(
-        samples=args.eval_samples,
-        batch_size=args.eval_batch_size,
-        seed=args.seed,
-        max_windows=args.eval_windows,
-    )
-    start = time.perf_counter()
-    scored = evaluate_text(pretrained, text, **common).to_dict()
-    del scored["steps"]  # the continuous-time bound (None); "train_steps" counts the training steps
-    if record["objective"] == "diffusion":
-        block = record["block_size"]
-        bounds = {
-            steps: evaluate_text(pretrained, text, steps=steps, **common)
-            for steps in sorted({block, max(1, block // 4)})
-        }
-        scored["bits_per_char_at_steps"] = {
-            str(steps): {"bits_per_char": r.bits_per_char, "stderr": r.stderr_bits_per_char}
-            for steps, r in bounds.items()
-        }
-    return {**scored, "eval_seconds": time.perf_counter() - start}
-
-
 SAME = ("n_layers", "n_heads", "dim", "seq_len", "batch_size", "lr", "tokens", "seed", "data_dir")
 """Arguments a reused model must have been trained with."""
 TRAIN_FIELDS = (
-    "name", "objective", "block_size", "parameters", "train_steps", "planned_steps", "tokens",
+    "name", "objective", "block_size", "parameters", "steps", "planned_steps", "tokens",
     "train_seconds", "train_tokens_per_s", "final_train_loss", "path",
 )  # fmt: skip
 
@@ -295,56 +144,21 @@ def likelihood_rows(data: dict) -> list[dict]:
 
 
 # -- speed --------------------------------------------------------------------------------------------------------
-def time_median(fn, *, device, repeats: int) -> tuple[float, object]:
-    result = fn()  # warm-up
-    times = []
-    for _ in range(max(1, repeats)):
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        start = time.perf_counter()
-        result = fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), result
-
-
-class Counter(torch.nn.Module):
-    def __init__(self, model) -> None:
-        super().__init__()
-        self.model, self.config, self.calls = model, model.config, 0
-
-    def forward(self, *args, **kwargs):
-        self.calls += 1
-        return self.model(*args, **kwargs)
-
-
 def speed_cases(args: BlockDiffusionArgs, device) -> list[dict]:
-    from textdiffusion.config import ModelConfig
-    from textdiffusion.networks import DiffusionTransformer
     from textdiffusion.processes import MaskedProcess, build_schedule
     from textdiffusion.samplers import sample_block
     from textdiffusion.samplers.autoregressive import sample_autoregressive
 
-    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
-    vocab, bos_id, mask_id = 326, 0, 1  # the character vocabulary of tinyshakespeare
-    process = MaskedProcess(build_schedule("loglinear"), mask_id=mask_id)
+    process = MaskedProcess(build_schedule("loglinear"), mask_id=MASK_ID)
     length = args.seq_len
-
-    def network(**changes):
-        torch.manual_seed(args.seed)
-        config = ModelConfig(
-            vocab_size=vocab,
-            n_layers=args.n_layers,
-            n_heads=args.n_heads,
-            dim=args.dim,
-            max_len=length,
-            **changes,
+    made = dict(device=device, dtype=inference_dtype(device), seed=args.seed)
+    ar = random_network(model_config(args, vocab_size=CHAR_VOCAB, causal=True), **made)
+    blocks = {
+        b: CallCounter(
+            random_network(model_config(args, vocab_size=CHAR_VOCAB, block_size=b), **made)
         )
-        return DiffusionTransformer(config).to(device=device, dtype=dtype).eval()
-
-    ar = network(causal=True)
-    blocks = {b: Counter(network(block_size=b)) for b in args.speed_block_sizes}
+        for b in args.speed_block_sizes
+    }
     generator = torch.Generator(device=device)
     calls = [0]
 
@@ -356,15 +170,19 @@ def speed_cases(args: BlockDiffusionArgs, device) -> list[dict]:
         generator.manual_seed(args.seed)
         calls[0] = 0
         return sample_autoregressive(
-            ar, (batch, length), bos_id=bos_id, generator=generator, step_fn=decode
+            ar, (batch, length), bos_id=BOS_ID, generator=generator, step_fn=decode
         )
 
-    def run_block(model: Counter, batch: int, steps: int, use_cache: bool):
+    def run_block(model: CallCounter, batch: int, steps: int, use_cache: bool):
         generator.manual_seed(args.seed)
         model.calls = 0
         return sample_block(
             model, process, (batch, length), steps, generator=generator, use_cache=use_cache
         )
+
+    def seconds(fn) -> tuple[float, torch.Tensor]:
+        timing, ids = time_call(fn, device=device, repeats=args.speed_repeats)
+        return timing.median, ids
 
     cases = [
         (b, steps, True)
@@ -375,27 +193,23 @@ def speed_cases(args: BlockDiffusionArgs, device) -> list[dict]:
     cases.append((largest, largest, False))  # the reference without the KV cache
     records = []
     for batch in args.speed_batches:
-        seconds, _ = time_median(partial(run_ar, batch), device=device, repeats=args.speed_repeats)
-        base = batch * length / seconds
+        taken, _ = seconds(partial(run_ar, batch))
+        base = batch * length / taken
         records.append(
-            dict(sampler="ar (KV cache)", batch=batch, length=length, seconds=seconds,
+            dict(sampler="ar (KV cache)", batch=batch, length=length, seconds=taken,
                  tokens_per_s=base, calls=calls[0], vs_ar=1.0)
         )  # fmt: skip
         log(f"batch {batch}: AR {base:,.0f} tokens/s ({calls[0]} calls)")
         for b, steps, use_cache in cases:
             model = blocks[b]
-            seconds, ids = time_median(
-                partial(run_block, model, batch, steps, use_cache),
-                device=device,
-                repeats=args.speed_repeats,
-            )
-            if bool((ids == mask_id).any()):
+            taken, ids = seconds(partial(run_block, model, batch, steps, use_cache))
+            if bool((ids == MASK_ID).any()):
                 raise RuntimeError("the block sampler left masked tokens")
-            rate = batch * length / seconds
+            rate = batch * length / taken
             name = f"block {b}, {steps} steps/block" + ("" if use_cache else ", no KV cache")
             records.append(
                 dict(sampler=name, block_size=b, steps_per_block=steps, kv_cache=use_cache,
-                     batch=batch, length=length, seconds=seconds, tokens_per_s=rate,
+                     batch=batch, length=length, seconds=taken, tokens_per_s=rate,
                      calls=model.calls, vs_ar=rate / base)
             )  # fmt: skip
             log(
@@ -405,173 +219,142 @@ def speed_cases(args: BlockDiffusionArgs, device) -> list[dict]:
 
 
 # -- report -------------------------------------------------------------------------------------------------------
-def fmt(value, spec: str) -> str:
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "–"
-    return format(value, spec) if spec else str(value)
-
-
-def table(rows: list[dict], columns: list[tuple[str, str, str]]) -> str:
-    lines = ["| " + " | ".join(h for _, h, _ in columns) + " |"]
-    lines.append("|" + "|".join("---:" if s else "---" for _, _, s in columns) + "|")
-    for row in rows:
-        lines.append("| " + " | ".join(fmt(row.get(k), s) for k, _, s in columns) + " |")
-    return "\n".join(lines)
+LIKELIHOOD_COLUMNS = [
+    ("name", "model", ""),
+    ("block_size", "block", "d"),
+    ("parameters", "parameters", ",d"),
+    ("tokens", "train tokens", ",d"),
+    ("train_tokens_per_s", "train tok/s", ",.0f"),
+    ("bpc", "bits/char", ".4f"),
+    ("stderr", "± (MC)", ".4f"),
+    ("ratio", "ratio to AR", ".3f"),
+    ("bpc_full_steps", "bound, B steps/block", ""),
+    ("bpc_quarter_steps", "bound, B/4 steps/block", ""),
+]
+SPEED_COLUMNS = [
+    ("batch", "batch", "d"),
+    ("sampler", "sampler", ""),
+    ("calls", "network calls", ",d"),
+    ("seconds", "seconds", ".3f"),
+    ("tokens_per_s", "tokens/s", ",.0f"),
+    ("vs_ar", "vs AR", ".2f"),
+]
 
 
 def render(data: dict) -> str:
-    a, info = data["args"], data["machine"]
-    parts = ["# Block diffusion (BD3-LM)\n"]
+    a, parts = data["args"], []
     rows = likelihood_rows(data)
     if rows:
         parts.append(
-            f"Bits per character on tinyshakespeare valid.txt ({fmt(a['eval_windows'], '') if a['eval_windows'] else 'all'}"
-            f" windows of {a['seq_len']} tokens), models of {a['n_layers']} layers x {a['dim']} trained on the same "
-            f"tokens (batch {a['batch_size']}, lr {a['lr']}). Diffusion rows are ELBO bounds "
-            f"({a['eval_samples']} count-stratified samples per window and block); AR is exact. "
-            "ratio = bpc / AR bpc. The last two columns bound the block sampler's own likelihood with B "
-            "(block size) and B/4 ancestral steps per block (`eval --steps`): the two settings timed below.\n"
-        )
-        parts.append(
-            table(
-                rows,
-                [
-                    ("name", "model", ""),
-                    ("block_size", "block", "d"),
-                    ("parameters", "parameters", ",d"),
-                    ("tokens", "train tokens", ",d"),
-                    ("train_tokens_per_s", "train tok/s", ",.0f"),
-                    ("bpc", "bits/char", ".4f"),
-                    ("stderr", "± (MC)", ".4f"),
-                    ("ratio", "ratio to AR", ".3f"),
-                    ("bpc_full_steps", "bound, B steps/block", ""),
-                    ("bpc_quarter_steps", "bound, B/4 steps/block", ""),
-                ],
-            )
+            f"Bits per character on tinyshakespeare valid.txt ({a['eval_windows'] or 'all'} windows of "
+            f"{a['seq_len']} tokens), models of {a['n_layers']} layers x {a['dim']} trained on the same tokens "
+            f"(batch {a['batch_size']}, lr {a['lr']}). Diffusion rows are ELBO bounds ({a['eval_samples']} "
+            "count-stratified samples per window and block); AR is exact. ratio = bpc / AR bpc. The last two "
+            "columns bound the block sampler's own likelihood with B (block size) and B/4 ancestral steps per "
+            "block (`eval --steps`): the two settings timed below.\n\n"
+            + markdown_table(rows, LIKELIHOOD_COLUMNS)
         )
         if any(r.get("same_tokens") is False for r in rows):
-            parts.append("\n**Some models saw a different number of tokens than AR.**")
+            parts.append("**Some models saw a different number of tokens than AR.**")
     speed = data.get("speed", [])
     if speed:
         parts.append(
-            f"\nSampling {speed[0]['length']} tokens (the whole context) per text; tokens/s = batch x length / "
-            "seconds (median of repeats); vs AR = against AR with its KV cache at the same batch.\n"
-        )
-        parts.append(
-            table(
-                speed,
-                [
-                    ("batch", "batch", "d"),
-                    ("sampler", "sampler", ""),
-                    ("calls", "network calls", ",d"),
-                    ("seconds", "seconds", ".3f"),
-                    ("tokens_per_s", "tokens/s", ",.0f"),
-                    ("vs_ar", "vs AR", ".2f"),
-                ],
-            )
+            f"Sampling {speed[0]['length']} tokens (the whole context) per text; tokens/s = batch x length / "
+            "seconds (median of repeats); vs AR = against AR with its KV cache at the same batch.\n\n"
+            + markdown_table(speed, SPEED_COLUMNS)
         )
     failed = [m for m in data.get("models", []) if "error" in m]
     if failed:
-        parts.append("\nFailed: " + "; ".join(f"{m['name']}: {m['error'][:200]}" for m in failed))
-    where = (
-        info.get("gpu")
-        or f"{info['cpu']} ({info['torch_threads']} threads of {info['cpu_cores']} cores)"
-    )
-    parts.append(
-        f"\nMachine: {where}, torch {info['torch']}, {info['date']}; git {info.get('git_commit')}.  \n"
-        f"Command: `python bench/{data['command']}`"
-        + (
-            ""
-            if data.get("complete")
-            else "  \n**Partial results: the run stopped before the end.**"
-        )
-    )
-    return "\n".join(parts) + "\n"
+        parts.append("Failed: " + "; ".join(f"{m['name']}: {m['error'][:200]}" for m in failed))
+    return "\n\n".join(parts)
+
+
+def summary(data: dict) -> str:
+    """Bits/char and the ratio to AR per model; tokens/s over AR per sampler and batch."""
+    parts = []
+    rows = likelihood_rows(data)
+    if rows:
+        keep = ("name", "block_size", "bpc", "stderr", "ratio")
+        parts.append(markdown_table(rows, [c for c in LIKELIHOOD_COLUMNS if c[0] in keep]))
+    speed = data.get("speed", [])
+    if speed:
+        batches = sorted({r["batch"] for r in speed})
+        table = {}
+        for r in (r for r in speed if r["sampler"] != "ar (KV cache)"):  # 1.00 by definition
+            table.setdefault(r["sampler"], {"sampler": r["sampler"]})[f"vs_{r['batch']}"] = r[
+                "vs_ar"
+            ]
+        columns = [("sampler", "sampler", "")]
+        columns += [(f"vs_{b}", f"× AR, batch {b}", ".2f") for b in batches]
+        parts.append(markdown_table(table.values(), columns))
+    return "\n\n".join(parts)
+
+
+BENCH = Benchmark("block-diffusion", "Block diffusion (BD3-LM)", render, summary, tf32=False)
 
 
 def parse(argv: list[str] | None = None) -> BlockDiffusionArgs:
-    import tyro
+    return parse_args(BlockDiffusionArgs, QUICK, argv)
 
-    argv = sys.argv[1:] if argv is None else argv
-    default = BlockDiffusionArgs(**QUICK) if "--quick" in argv else None
-    return tyro.cli(BlockDiffusionArgs, args=argv, default=default)
+
+def reused(args: BlockDiffusionArgs, previous: dict, name: str) -> dict | None:
+    """The training record of model `name` when an earlier run of the same plan finished it."""
+    steps = args.planned_steps
+    same = {k: previous.get("args", {}).get(k) for k in SAME} == {k: getattr(args, k) for k in SAME}
+    for m in previous.get("models", []) if same else []:
+        trained = m.get(
+            "steps", m.get("train_steps")
+        )  # files before bench/common.py's trainer helper
+        path = Path(m.get("path", "")) / "model.safetensors"
+        if m.get("name") == name and m.get("planned_steps") == trained == steps and path.is_file():
+            return {"steps": trained, **{k: m[k] for k in TRAIN_FIELDS if k in m}}
+    return None
+
+
+def measure(args: BlockDiffusionArgs, results: Results, device) -> None:
+    results.set("models", [])
+    steps = args.planned_steps
+    for name, objective, block_size in [] if args.skip_likelihood else plan(args):
+        try:
+            record = reused(args, results.previous, name)
+            if record is not None:
+                log(f"{name}: trained in an earlier run, reused")
+            else:
+                log(f"{name}: training {steps} steps of {args.batch_size} x {args.seq_len} tokens")
+                record = {"name": name, "objective": objective}
+                record["block_size"] = (
+                    (block_size or args.seq_len) if objective == "diffusion" else None
+                )
+                record |= args.train(
+                    model_config(args, block_size=block_size), out=Path(args.out) / name,
+                    objective=objective, device=device, progress=False, eval_batches=1,
+                )  # fmt: skip
+            # the bounds of the block sampler at as many steps per block as tokens per block and at a quarter of
+            # that: the two settings of the speed table (how much likelihood the faster one gives up)
+            block = record["block_size"]
+            per_block = tuple(sorted({block, max(1, block // 4)})) if block else ()
+            record.update(args.score(record["path"], device=device, sampler_steps=per_block))
+            log(
+                f"{name}: {record['bits_per_char']:.4f} bits/char"
+                + ("" if record["exact"] else f" ± {record['stderr_bits_per_char']:.4f}")
+                + f" (trained in {record['train_seconds']:.0f} s)"
+            )
+        except Exception as exc:  # keep the other models
+            record = {"name": name, "error": f"{type(exc).__name__}: {exc}"[:2000]}
+            log(f"{name}: FAILED {record['error'][:300]}")
+        results.add("models", record)
+    for row in likelihood_rows(results.data):
+        log(
+            f"{row['name']}: {row['bpc']:.4f} bits/char, ratio to AR {row.get('ratio', math.nan):.3f}"
+        )
+    if not args.skip_speed:
+        results.set("speed", speed_cases(args, device))
 
 
 def main(args: BlockDiffusionArgs | None = None) -> dict:
     args = args or parse()
     logging.basicConfig(level=logging.WARNING)
-    device = torch.device(
-        ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
-    )
-    torch.set_num_threads(args.threads or min(16, os.cpu_count() or 1))
-    if device.type == "cuda":  # likelihoods in full float32 matmuls
-        torch.backends.cuda.matmul.allow_tf32 = False
-    path = Path(args.json) if args.json else (
-        RESULTS_DIR / f"block-diffusion-{device.type}{'-quick' if args.quick else ''}.json"
-    )  # fmt: skip
-    previous = json.loads(path.read_text()) if path.is_file() else {}
-    data = {
-        "benchmark": "block-diffusion",
-        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
-        "args": dataclasses.asdict(args),
-        "machine": machine(device),
-        "complete": False,
-        "models": [],
-        "speed": [],
-    }
-    steps = max(1, args.tokens // (args.batch_size * args.seq_len))
-
-    def save() -> None:
-        write_json(path, data)
-        path.with_suffix(".md").write_text(render(data))
-
-    save()
-    if not args.skip_likelihood:
-        for name, objective, block_size in plan(args):
-            same = {k: previous.get("args", {}).get(k) for k in SAME} == {
-                k: getattr(args, k) for k in SAME
-            }
-            done = next(
-                (
-                    m
-                    for m in previous.get("models", [])
-                    if same
-                    and m.get("name") == name
-                    and m.get("planned_steps") == m.get("train_steps") == steps
-                    and (Path(m.get("path", "")) / "model.safetensors").is_file()
-                ),
-                None,
-            )
-            try:
-                if done is not None:
-                    log(f"{name}: trained in an earlier run, reused")
-                    record = {k: done[k] for k in TRAIN_FIELDS if k in done}
-                else:
-                    log(
-                        f"{name}: training {steps} steps of {args.batch_size} x {args.seq_len} tokens"
-                    )
-                    record = train_model(args, name, objective, block_size, device)
-                record.update(evaluate_model(args, record, device))
-                log(
-                    f"{name}: {record['bits_per_char']:.4f} bits/char"
-                    + ("" if record["exact"] else f" ± {record['stderr_bits_per_char']:.4f}")
-                    + f" (trained in {record['train_seconds']:.0f} s)"
-                )
-            except Exception as exc:  # keep the other models
-                record = {"name": name, "error": f"{type(exc).__name__}: {exc}"[:2000]}
-                log(f"{name}: FAILED {record['error'][:300]}")
-            data["models"].append(record)
-            save()
-        for row in likelihood_rows(data):
-            log(
-                f"{row['name']}: {row['bpc']:.4f} bits/char, ratio to AR {row.get('ratio', float('nan')):.3f}"
-            )
-    if not args.skip_speed:
-        data["speed"] = speed_cases(args, device)
-    data["complete"] = True
-    save()
-    log(f"wrote {path} and {path.with_suffix('.md')}")
-    return data
+    return run(BENCH, args, lambda results, device: measure(args, results, device))
 
 
 if __name__ == "__main__":

@@ -9,40 +9,35 @@ Baselines, both chosen from the training captions only:
   with the highest mean chrF against its other four.
 Scores are sacrebleu's corpus BLEU and chrF (0..100) against all five references.
 
-    python bench/captioning.py --model runs/caption-coco                  # 35 images, 8/16/32 steps
-    python bench/captioning.py --model runs/caption-coco --quick          # 16 steps
-    python bench/captioning.py --render bench/results/captioning-cpu.json # (re)write the README table
+    python -m bench.captioning --model runs/caption-coco                  # 35 images, 8/16/32 steps
+    python -m bench.captioning --model runs/caption-coco --quick          # 16 steps
+    python -m bench.captioning --render bench/results/captioning-cpu.json # redraw the tables
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
 from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
-from common import (
-    REPO_DIR,
-    RESULTS_DIR,
+
+from bench.common import overlap
+from bench.harness import (
+    SHARED_DATA,
     BenchArgs,
+    Benchmark,
     Results,
-    block_name,
     log,
     markdown_table,
     parse_args,
-    provenance,
-    resolve_device,
+    run,
     run_case,
-    setup_torch,
-    update_readme,
 )
-
 from textdiffusion.tasks.caption.images import center_crop, load_image, read_captions
-from textdiffusion.tasks.denoise.metrics import bleu_chrf
 
-DATA_DIR = REPO_DIR.parent / "shared" / "data" / "coco_tiny"
+DATA_DIR = SHARED_DATA / "coco_tiny"
 
 
 @dataclasses.dataclass
@@ -94,29 +89,19 @@ def pixels(paths: list[Path], size: int = 64) -> np.ndarray:
 
 
 def score(name: str, outputs: list[str], references: list[list[str]], **fields) -> dict:
-    n = min(len(r) for r in references)  # sacrebleu wants as many references for every caption
-    scores = bleu_chrf(outputs, [r[:n] for r in references])
-    if not scores:
-        raise SystemExit("sacrebleu is not installed: pip install -e '.[bench]'")
-    return {"case": name, **scores, **fields}
+    return {"case": name, **overlap(outputs, references), **fields}
 
 
 def main(args: CaptionArgs) -> dict:
-    if args.render:
-        data = json.loads(Path(args.render).read_text())
-        update_readme(readme_name(data), render(data), title="Image captioning")
-        return data
+    return run(BENCH, args, lambda results, device: measure(args, results, device))
+
+
+def measure(args: CaptionArgs, results: Results, device) -> None:
     from textdiffusion.pipelines import CaptionPipeline
 
-    device = resolve_device(args.device)
-    setup_torch(device, threads=args.threads)
     train, test = by_image(args.train, args.image_root), by_image(args.test, args.image_root)
     images, references = list(test), list(test.values())
-    path = (
-        args.json or RESULTS_DIR / f"captioning-{device.type}{'-quick' if args.quick else ''}.json"
-    )
-    results = Results(path, benchmark="captioning", args=args, device=device)
-    log(f"writing {path}; {len(images)} images, {len(train)} training images")
+    log(f"{len(images)} images, {len(train)} training images")
     pipe = CaptionPipeline.from_pretrained(args.model, device=str(device))
     saved = pipe.config.sample
     sampler = (
@@ -174,21 +159,19 @@ def main(args: CaptionArgs) -> dict:
         record = run_case(results, "rows", f"model, {steps} steps", describe)
         if "bleu" in record:
             log(f"{steps} steps: BLEU {record['bleu']:.1f}, chrF {record['chrf']:.1f}")
-    results.finish()
-    if args.readme:
-        update_readme(readme_name(results.data), render(results.data), title="Image captioning")
-    return results.data
+
+
+COLUMNS = [
+    ("case", "captions", ""),
+    ("bleu", "BLEU", ".1f"),
+    ("chrf", "chrF", ".1f"),
+    ("images_per_s", "images/s", ".1f"),
+    ("calls_per_batch", "network calls per batch", ".1f"),
+]
 
 
 def render(data: dict) -> str:
-    rows = data.get("rows", [])
-    columns = [
-        ("case", "captions", ""),
-        ("bleu", "BLEU", ".1f"),
-        ("chrf", "chrF", ".1f"),
-        ("images_per_s", "images/s", ".1f"),
-        ("calls_per_batch", "network calls per batch", ".1f"),
-    ]
+    rows, columns = data.get("rows", []), COLUMNS
     model = data.get("model", {})
     constant = next((r.get("example") for r in rows if r.get("example")), None)
     shown_row = next((r for r in rows if r.get("examples")), None)
@@ -203,12 +186,14 @@ def render(data: dict) -> str:
         + markdown_table(rows, columns)
         + (f'\n\nThe one caption for every image: "{constant}"' if constant else "")
         + (f"\n\nFirst captions ({shown_row['case']}):\n\n{shown}" if shown else "")
-        + f"\n\n{provenance(data)}"
     )
 
 
-def readme_name(data: dict) -> str:
-    return block_name("captioning", data)
+def summary(data: dict) -> str:
+    return markdown_table(data.get("rows", []), COLUMNS[:3])
+
+
+BENCH = Benchmark("captioning", "Image captioning", render=render, summary=summary)
 
 
 if __name__ == "__main__":

@@ -1,35 +1,27 @@
-"""What the benchmarks share: devices and precision, timing (medians of synchronised repeats), a description of the
-machine, model sizes, incremental JSON results and the tables between markers in bench/README.md.
+"""What the measurements share: model sizes, precision, timing (medians of synchronised repeats), the matmul rate
+that MFU divides by, and training a character model on tinyshakespeare with the project's trainer.
 
-Timings are compared as ratios within one run on one machine; a number alone says little across machines.
+The run/record/render skeleton is in bench/harness.py.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import datetime
-import json
-import math
-import os
-import platform
 import statistics
-import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 
-BENCH_DIR = Path(__file__).resolve().parent
-REPO_DIR = BENCH_DIR.parent
-README = BENCH_DIR / "README.md"
-RESULTS_DIR = BENCH_DIR / "results"
-DEFAULT_DATA = REPO_DIR.parent / "shared" / "data" / "tinyshakespeare"
+from bench.harness import SHARED_DATA, BenchArgs, log
+
+DEFAULT_DATA = SHARED_DATA / "tinyshakespeare"
 CHAR_VOCAB = 326
 """Vocabulary of the character tokenizer of tinyshakespeare: 5 special tokens, 256 byte tokens, 65 characters."""
+MASK_ID, BOS_ID = 1, 2  # the ids of [MASK] and [BOS] in every textdiffusion tokenizer
 
 # Model sizes by name: the presets of textdiffusion.config plus two in between (max_len is set per benchmark).
 SIZES: dict[str, dict[str, int]] = {
@@ -38,9 +30,7 @@ SIZES: dict[str, dict[str, int]] = {
     "small": dict(n_layers=6, n_heads=6, dim=384),  # ~10M, the shipped character models
     "medium": dict(n_layers=8, n_heads=8, dim=512),  # ~25M, the default judge
     "base": dict(n_layers=12, n_heads=12, dim=768),  # ~85M, GPT-2 small's shape
-    "base-h128": dict(
-        n_layers=12, n_heads=6, dim=768
-    ),  # the same in heads of 128: 1.04x faster on an H200
+    "base-h128": dict(n_layers=12, n_heads=6, dim=768),  # heads of 128: 1.04x faster on an H200
 }
 
 
@@ -57,29 +47,18 @@ def model_config(
     )
 
 
-# -- devices, precision, timing ---------------------------------------------------------------------------------
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise SystemExit(
-            f"--device {name}: CUDA is not available on this machine (use --device cpu)"
-        )
-    return device
+def random_network(config, *, device, dtype, seed: int):
+    """A randomly initialised network of ModelConfig `config` in eval mode (the cost of sampling does not depend on
+    the weights), drawn from `seed` without touching the caller's RNG."""
+    from textdiffusion.networks import DiffusionTransformer
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        net = DiffusionTransformer(config)
+    return net.to(device=device, dtype=dtype).eval()
 
 
-def setup_torch(device: torch.device, *, threads: int | None = None, tf32: bool = True) -> None:
-    """CPU threads (default: all cores, at most 16); on CUDA, TF32 for the float32 matmuls unless `tf32` is False
-    (likelihoods are evaluated in full float32)."""
-    if threads is None:
-        threads = min(16, os.cpu_count() or 1)
-    torch.set_num_threads(threads)
-    if device.type == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = tf32
-        torch.backends.cudnn.allow_tf32 = tf32
-
-
+# -- precision and kernels ----------------------------------------------------------------------------------------
 def inference_dtype(device: torch.device, dtype: str = "auto") -> torch.dtype:
     """Weights dtype for sampling: bf16 on CUDA (what a careful user deploys), float32 on the CPU."""
     if dtype == "auto":
@@ -112,6 +91,7 @@ def attention_backend(name: str):
     return sdpa_kernel([backend])
 
 
+# -- timing -------------------------------------------------------------------------------------------------------
 def synchronize(device: torch.device | str) -> None:
     if torch.device(device).type == "cuda":
         torch.cuda.synchronize(device)
@@ -121,9 +101,9 @@ class CallCounter(torch.nn.Module):
     """Counts network calls; with CUDA graphs it also marks each call as a new step (the previous outputs are
     consumed before the next call, so the graph may overwrite them)."""
 
-    def __init__(self, model: torch.nn.Module, *, config, cudagraphs: bool = False) -> None:
+    def __init__(self, model: torch.nn.Module, *, cudagraphs: bool = False) -> None:
         super().__init__()
-        self.model, self.config, self.cudagraphs, self.calls = model, config, cudagraphs, 0
+        self.model, self.config, self.cudagraphs, self.calls = model, model.config, cudagraphs, 0
 
     def forward(self, *args, **kwargs):
         self.calls += 1
@@ -178,7 +158,6 @@ def matmul_rate(
     return 2 * n**3 / timing.median
 
 
-# -- the machine --------------------------------------------------------------------------------------------------
 def record_matmul_rate(device: torch.device, results) -> float | None:
     """The card's measured bf16 matmul rate (FLOP/s), the denominator of MFU, kept in the results and logged; None off
     CUDA (a CPU's matmul rate depends too much on shape and threads)."""
@@ -190,240 +169,154 @@ def record_matmul_rate(device: torch.device, results) -> float | None:
     return peak
 
 
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+# -- overlap with references -------------------------------------------------------------------------------------
+def overlap(outputs: list[str], references: list[list[str]]) -> dict[str, float]:
+    """sacrebleu corpus BLEU and chrF (0..100) of `outputs` against their references (one list per output, cut to
+    the fewest any output has: sacrebleu wants as many references for each)."""
+    from textdiffusion.evaluation.overlap import bleu_chrf
+
+    n = min(len(r) for r in references)
+    scores = bleu_chrf(outputs, [r[:n] for r in references])
+    if not scores:
+        raise SystemExit("sacrebleu is not installed: pip install -e '.[bench]'")
+    return scores
 
 
-def _git(*args: str) -> str | None:
-    try:
-        out = subprocess.run(
-            ["git", *args], cwd=REPO_DIR, capture_output=True, text=True, timeout=10
-        )
-        return out.stdout.strip() if out.returncode == 0 else None
-    except (OSError, subprocess.SubprocessError):
-        return None
-
-
-def _git_commit() -> str | None:
-    """The commit, with "+changes" when the package or the benchmarks differ from it."""
-    commit = _git("rev-parse", "--short", "HEAD")
-    if commit and _git("status", "--porcelain", "--", "textdiffusion", "bench"):
-        commit += "+changes"
-    return commit
-
-
-def machine_info(device: torch.device) -> dict[str, Any]:
-    """What the numbers were measured on."""
-    info: dict[str, Any] = {
-        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "device": str(device),
-        "cpu": _cpu_model(),
-        "cpu_cores": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "git_commit": _git_commit(),
-    }
-    if device.type == "cuda":
-        props = torch.cuda.get_device_properties(device)
-        info.update(
-            gpu=props.name,
-            gpu_memory_gib=round(props.total_memory / 2**30, 1),
-            gpu_capability=f"{props.major}.{props.minor}",
-            cuda=torch.version.cuda,
-        )
-    return info
-
-
-def describe(info: dict[str, Any]) -> str:
-    """One line naming the machine."""
-    where = (
-        info.get("gpu")
-        or f"{info['cpu']} ({info['torch_threads']} threads of {info['cpu_cores']} cores)"
-    )
-    return f"{where}, torch {info['torch']}, {info['date']}"
-
-
-# -- results ------------------------------------------------------------------------------------------------------
-def block_name(prefix: str, data: dict[str, Any], suffix: str = "") -> str:
-    """The README block of a results file: PREFIX-DEVICE[-quick]SUFFIX."""
-    device = "cuda" if data["machine"]["device"].startswith("cuda") else "cpu"
-    return f"{prefix}-{device}{'-quick' if data['args'].get('quick') else ''}{suffix}"
-
-
-def log(message: str) -> None:
-    """Progress on stderr, flushed at once (runs are often read from a log while they go)."""
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-def write_json(path: str | os.PathLike, data: Any) -> None:
-    """Write atomically (a temporary file, then a rename), so a killed run leaves the last complete file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=2, default=_json_default) + "\n")
-    os.replace(tmp, path)
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, (Path, torch.device, torch.dtype)):
-        return str(value)
-    if dataclasses.is_dataclass(value):
-        return dataclasses.asdict(value)
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    raise TypeError(f"cannot write {type(value).__name__} to JSON")
-
-
-class Results:
-    """A result file written after every record, so that partial results survive a timeout."""
-
-    def __init__(
-        self, path: str | os.PathLike, *, benchmark: str, args: Any, device: torch.device
-    ) -> None:
-        self.path = Path(path)
-        self.data: dict[str, Any] = {
-            "benchmark": benchmark,
-            "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
-            "args": dataclasses.asdict(args) if dataclasses.is_dataclass(args) else args,
-            "machine": machine_info(device),
-            "complete": False,
-        }
-        self.save()
-
-    def __getitem__(self, key: str) -> Any:
-        return self.data[key]
-
-    def add(self, section: str, record: dict[str, Any]) -> None:
-        """Append `record` to the list `section` and save."""
-        self.data.setdefault(section, []).append(record)
-        self.save()
-
-    def set(self, key: str, value: Any) -> None:
-        self.data[key] = value
-        self.save()
-
-    def save(self) -> None:
-        write_json(self.path, self.data)
-
-    def finish(self) -> None:
-        self.data["complete"] = True
-        self.save()
-
-
-def run_case(
-    results: Results, section: str, name: str, fn: Callable[[], dict[str, Any]], **fields
+# -- training a character model -----------------------------------------------------------------------------------
+def train_char_model(
+    data_dir: str | Path,
+    *,
+    out: Path,
+    model,
+    steps: int,
+    batch_size: int,
+    seq_len: int,
+    device: torch.device,
+    warmup_steps: int = 200,
+    progress: bool = True,
+    **train: Any,
 ) -> dict:
-    """Run one benchmark case; an exception is recorded with the case (and logged), and the run goes on."""
+    """Train `model` (a ModelConfig; its vocab_size is the tokenizer's) on DATA_DIR/train.txt with the character
+    tokenizer through the public path (`textdiffusion.training.train`), resuming an interrupted run in OUT.
+
+    `train` holds the other TrainConfig fields (lr, objective, ema_decay, max_minutes, ...); the warm-up is capped at
+    a tenth of the steps. Returns what a result file keeps about the run."""
+    from textdiffusion.config import DataConfig, TrainConfig
+    from textdiffusion.training import train as run_training
+
+    data_dir = Path(data_dir)
+    config = TrainConfig(
+        steps=steps,
+        batch_size=batch_size,
+        warmup_steps=min(warmup_steps, steps // 10),
+        eval_every=0,
+        save_every=steps,
+        log_every=max(1, min(100, steps // 10)),
+        device=str(device),
+        **train,
+    )
     start = time.perf_counter()
-    try:
-        record = {"case": name, **fields, **fn()}
-    except Exception as exc:
-        # one failing case (out of memory, a compile error) must not lose the others
-        record = {"case": name, **fields, "error": f"{type(exc).__name__}: {exc}"[:2000]}
-        log(f"{name}: FAILED {record['error'][:300]}")
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
-    record["case_seconds"] = time.perf_counter() - start
-    results.add(section, record)
-    return record
-
-
-# -- README tables ------------------------------------------------------------------------------------------------
-def fmt(value: Any, spec: str = ".3g") -> str:
-    if value is None:
-        return "–"
-    if isinstance(value, float) and not math.isfinite(value):
-        return "–"
-    if spec and isinstance(value, (int, float)) and not isinstance(value, bool):
-        try:
-            return format(value, spec)
-        except ValueError:  # e.g. ",d" given a float
-            return format(value, ",.0f" if spec.endswith("d") else ".3g")
-    return str(value)
-
-
-def markdown_table(rows: Iterable[dict[str, Any]], columns: Sequence[tuple[str, str, str]]) -> str:
-    """A Markdown table; `columns` are (key, header, format spec)."""
-    lines = ["| " + " | ".join(header for _, header, _ in columns) + " |"]
-    lines.append("|" + "|".join("---:" if spec else "---" for _, _, spec in columns) + "|")
-    for row in rows:
-        lines.append(
-            "| " + " | ".join(fmt(row.get(key), spec or "") for key, _, spec in columns) + " |"
-        )
-    return "\n".join(lines)
-
-
-def markers(name: str) -> tuple[str, str]:
-    return f"<!-- bench:{name}:start -->", f"<!-- bench:{name}:end -->"
-
-
-def update_readme(name: str, body: str, *, title: str | None = None, path: Path = README) -> None:
-    """Replace the text between `<!-- bench:NAME:start -->` and `<!-- bench:NAME:end -->` in bench/README.md.
-
-    Everything outside the markers (other sections, other people's text) is left as it is. Missing markers are
-    appended at the end, under `## title` when given.
-    """
-    start, end = markers(name)
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    block = f"{start}\n{body.strip()}\n{end}"
-    if start in text and end in text and text.index(start) < text.index(end):
-        head, rest = text.split(start, 1)
-        _, tail = rest.split(end, 1)
-        text = head + block + tail
-    else:
-        heading = f"\n## {title}\n\n" if title else "\n"
-        text = text.rstrip("\n") + "\n" + heading + block + "\n"
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
-def provenance(data: dict[str, Any]) -> str:
-    """The lines under a README table: machine, command, date, completeness."""
-    info = data["machine"]
-    lines = [
-        f"Machine: {describe(info)}; git {info.get('git_commit') or 'uncommitted'}.",
-        f"Command: `python bench/{data['command']}`",
-    ]
-    if not data.get("complete"):
-        lines.append("**Partial results: the run stopped before the end.**")
-    return "  \n".join(lines)
+    result = run_training(
+        DataConfig(
+            data=(str(data_dir / "train.txt"),),
+            valid=(str(data_dir / "valid.txt"),),
+            tokenizer="char",
+            seq_len=seq_len,
+        ),
+        config,
+        out=out,
+        model=model,
+        resume=(out / "checkpoints").is_dir(),  # a rerun continues an interrupted model
+        progress=progress,  # a bar on a terminal, a log line every 30 s elsewhere
+    )
+    return {
+        "parameters": result.parameters,
+        "steps": result.step,
+        "planned_steps": steps,
+        "tokens": result.step * batch_size * seq_len,
+        "train_seconds": time.perf_counter() - start,
+        "train_tokens_per_s": result.tokens_per_second,
+        "final_train_loss": result.loss,
+        "valid_bits_per_char": result.valid_bits_per_char,
+        "path": str(out),
+    }
 
 
 @dataclasses.dataclass
-class BenchArgs:
-    """The options every benchmark script shares; each script adds its own."""
+class CharModelArgs(BenchArgs):
+    """The options of a benchmark that trains character models on tinyshakespeare for the same number of tokens and
+    scores them on its valid.txt (bench/likelihood.py, bench/block_diffusion.py)."""
 
-    device: str = "auto"
-    """cpu, cuda or auto."""
-    quick: bool = False
-    """CPU-sized run: the script's QUICK defaults (flags given with --quick still override them)."""
-    threads: int | None = None
-    """CPU threads (default: all cores, at most 16)."""
-    json: str | None = None
-    """Result file (default: bench/results/BENCHMARK-{cpu,cuda}[-quick].json)."""
-    readme: bool = True
-    """Write the tables into bench/README.md."""
-    render: str | None = None
-    """Only rewrite the README tables from this result file, then stop."""
+    data_dir: str = str(DEFAULT_DATA)
+    """Folder with train.txt and valid.txt."""
+    tokens: int = 20_000_000
+    """Training tokens per model (steps = tokens / (batch_size * seq_len))."""
+    seq_len: int = 256
+    """Context of the models (training windows and evaluation windows)."""
+    batch_size: int = 64
+    lr: float = 1e-3
+    warmup_steps: int = 200
+    """Linear warm-up (capped at a tenth of the steps)."""
+    dropout: float = 0.0
+    ema_decay: float = 0.999
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
+    """Training precision (auto: bf16 autocast on CUDA). Evaluation is always float32."""
+    compile: bool = False
+    """torch.compile the networks (faster steps on CUDA, ~30 s of compilation per model)."""
+    eval_samples: int = 16
+    """Monte Carlo samples per window of the diffusion bounds."""
+    eval_windows: int | None = None
+    """Score only the first N windows of valid.txt (default: all of it)."""
+    eval_batch_size: int = 64
+    seed: int = 0
 
+    @property
+    def planned_steps(self) -> int:
+        return max(1, self.tokens // (self.batch_size * self.seq_len))
 
-def parse_args(cls, quick: dict, argv: list[str] | None = None):
-    """The script's arguments from the command line; with --quick the CPU-sized defaults in `quick` apply first."""
-    import sys
+    def train(self, model, *, out: Path, objective: str, device, **train: Any) -> dict:
+        """`train_char_model` with these options (`train`: steps, max_minutes, progress, ...)."""
+        return train_char_model(
+            self.data_dir,
+            out=out,
+            model=model,
+            steps=train.pop("steps", None) or self.planned_steps,
+            batch_size=self.batch_size,
+            seq_len=self.seq_len,
+            device=device,
+            warmup_steps=self.warmup_steps,
+            lr=self.lr,
+            ema_decay=self.ema_decay,
+            seed=self.seed,
+            precision=self.precision,
+            compile=self.compile,
+            objective=objective,
+            **train,
+        )
 
-    import tyro
+    def score(self, path: str | Path, *, device, sampler_steps: tuple[int, ...] = ()) -> dict:
+        """Bits per character of valid.txt in float32: the continuous-time ELBO bound (diffusion, with its Monte
+        Carlo error) or the exact NLL (AR); with `sampler_steps`, also the bound of the T-step sampler for each T."""
+        from textdiffusion.checkpoint import load_pretrained
+        from textdiffusion.evaluation import evaluate_text
 
-    from textdiffusion.cli.common import join_help_lines
-
-    join_help_lines()
-    argv = sys.argv[1:] if argv is None else argv
-    return tyro.cli(cls, args=argv, default=cls(**quick) if "--quick" in argv else None)
+        pretrained = load_pretrained(path, device=device)
+        text = (Path(self.data_dir) / "valid.txt").read_text()
+        common = dict(
+            samples=self.eval_samples,
+            batch_size=self.eval_batch_size,
+            seed=self.seed,
+            max_windows=self.eval_windows,
+        )
+        start = time.perf_counter()
+        scored = evaluate_text(pretrained, text, **common).to_dict()
+        del scored[
+            "steps"
+        ]  # None, the continuous-time bound; a record's "steps" are its training steps
+        if sampler_steps:
+            scored["bits_per_char_at_steps"] = {
+                str(steps): {"bits_per_char": r.bits_per_char, "stderr": r.stderr_bits_per_char}
+                for steps in sampler_steps
+                for r in [evaluate_text(pretrained, text, steps=steps, **common)]
+            }
+        return {**scored, "eval_seconds": time.perf_counter() - start}

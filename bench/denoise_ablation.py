@@ -8,18 +8,22 @@ frequent known word within `--edit-distance`), then scores that corrector on the
 scores. The gap to the model's row of `eval-denoise` is the model's own contribution; the gap to the plain `symspell`
 baseline is the rules'.
 
-    python bench/denoise_ablation.py --limit 300     # 6 word lists and JFLEG dev and test, about a minute on a CPU
+    python -m bench.denoise_ablation --limit 300     # 6 word lists and JFLEG dev and test, about a minute on a CPU
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
-import time
-from pathlib import Path
 
-import tyro
-
+from bench.harness import (
+    SHARED_DATA,
+    BenchArgs,
+    Benchmark,
+    Results,
+    markdown_table,
+    parse_args,
+    run,
+)
 from textdiffusion.tasks.denoise.lexicon import recase
 from textdiffusion.tasks.denoise.metrics import (
     WORD_LISTS,
@@ -27,8 +31,6 @@ from textdiffusion.tasks.denoise.metrics import (
     evaluate_corrector,
     format_table,
 )
-
-RESULTS = Path(__file__).parent / "results" / "denoise-ablation-cpu300.json"
 
 
 class RulesAndSymSpell(SymSpellCorrector):
@@ -50,18 +52,17 @@ class RulesAndSymSpell(SymSpellCorrector):
 
 
 @dataclasses.dataclass
-class AblationArgs:
-    data_dir: str = str(Path(__file__).resolve().parents[2] / "shared" / "data")
+class AblationArgs(BenchArgs):
+    data_dir: str = str(SHARED_DATA)
     lists: tuple[str, ...] = tuple(WORD_LISTS)
     jfleg_split: str = "both"
     limit: int | None = 300
     """Items per set, evenly spaced (as `eval-denoise --limit`)."""
     edit_distance: int = 3
     """As `eval-denoise --edit-distance` (symspell's own baseline keeps 2)."""
-    json: str = str(RESULTS)
 
 
-def main(args: AblationArgs) -> dict:
+def measure(args: AblationArgs, results: Results, device) -> None:
     corrector = RulesAndSymSpell(args.edit_distance)
     result = evaluate_corrector(
         corrector,
@@ -70,15 +71,46 @@ def main(args: AblationArgs) -> dict:
         jfleg_split=args.jfleg_split,
         limit=args.limit,
     )
-    record = {
-        "args": dataclasses.asdict(args),
-        "date": time.strftime("%Y-%m-%d"),
-        "results": [result],
-    }
-    Path(args.json).write_text(json.dumps(record, indent=1) + "\n")
+    results.set("results", [result])
     print(format_table([result]))
-    return record
+
+
+def render(data: dict) -> str:
+    return format_table(data["results"])
+
+
+def summary(data: dict) -> str:
+    """Top-1 accuracy on each word list, GLEU on JFLEG."""
+    (result,) = data["results"]
+    rows = [
+        {"set": name, "n": r["n"], "metric": "top-1", "value": r["accuracy"]}
+        for name, r in result["words"].items()
+    ]
+    rows += [
+        {"set": name, "n": r["n"], "metric": "GLEU", "value": r["gleu"]}
+        for name, r in result["sentences"].items()
+    ]
+    columns = [
+        ("set", "set", ""),
+        ("n", "items", ""),
+        ("metric", "metric", ""),
+        ("value", result["name"], ".3g"),
+    ]
+    return markdown_table(rows, columns)
+
+
+BENCH = Benchmark(
+    "denoise-ablation",
+    "Lexicon-guided correction with symspell's choice",
+    render=render,
+    summary=summary,
+    stem=lambda args, device: f"denoise-ablation-cpu{args.limit or ''}",  # symspell runs on the CPU
+)
+
+
+def main(args: AblationArgs) -> dict:
+    return run(BENCH, dataclasses.replace(args, device="cpu"), lambda r, d: measure(args, r, d))
 
 
 if __name__ == "__main__":
-    main(tyro.cli(AblationArgs))
+    main(parse_args(AblationArgs, {}))

@@ -15,7 +15,7 @@ every candidate once, with independent masks; the corrector built on it, `Denois
 numbers.
 
     pip install 'textdiffusion[bench]'
-    python bench/denoise_rerank.py --limit 100              # 6 lists x 100 items, about 8 minutes on 2 CPU cores
+    python -m bench.denoise_rerank --limit 100              # 6 lists x 100 items, about 8 minutes on 2 CPU cores
 """
 
 from __future__ import annotations
@@ -24,39 +24,35 @@ import dataclasses
 import json
 import math
 import time
-from pathlib import Path
 
-import tyro
-
+from bench.harness import SHARED_DATA, BenchArgs, Benchmark, Results, log, parse_args, run
 from textdiffusion.tasks.denoise.metrics import (
     WORD_LISTS,
     SymSpellCorrector,
     load_word_list,
     spread,
 )
-from textdiffusion.tasks.denoise.pipeline import DenoisePipeline
-
-RESULTS = Path(__file__).parent / "results" / "denoise-rerank.json"
 
 
 @dataclasses.dataclass
-class RerankArgs:
+class RerankArgs(BenchArgs):
+    device: str = "cpu"
     model: str = "typo-fixer"
-    data_dir: str = str(Path(__file__).resolve().parents[2] / "shared" / "data")
+    data_dir: str = str(SHARED_DATA)
     lists: tuple[str, ...] = tuple(WORD_LISTS)
     limit: int = 100
     """Misspellings per list, evenly spaced."""
     candidates: int = 20
     samples: int = 8
     """ELBO samples per candidate."""
-    device: str = "cpu"
-    json: str = str(RESULTS)
 
 
-def main(args: RerankArgs) -> dict:
-    pipe = DenoisePipeline.from_pretrained(args.model, device=args.device)
+def measure(args: RerankArgs, results: Results, device) -> None:
+    from textdiffusion.tasks.denoise.pipeline import DenoisePipeline
+
+    pipe = DenoisePipeline.from_pretrained(args.model, device=str(device))
     speller = SymSpellCorrector()
-    rows = {}
+    rows = results.data.setdefault("lists", {})
     for name in args.lists:
         words = load_word_list(args.data_dir, name)
         pairs = spread(list(zip(words.wrong, words.right)), args.limit)
@@ -73,18 +69,14 @@ def main(args: RerankArgs) -> dict:
         ranked: dict[int, list[tuple[str, float, int]]] = {}
         for i, (term, count), value in zip(owner, cands, nll):
             ranked.setdefault(i, []).append((term, value, count))
-
         rows[name] = {
             "n": len(pairs),
             "candidates": len(cands),
             **score(ranked, [right.lower() for _, right in pairs]),
             "seconds": time.perf_counter() - start,
         }
-        print(name, json.dumps(rows[name]), flush=True)
-    result = {"args": dataclasses.asdict(args), "date": time.strftime("%Y-%m-%d"), "lists": rows}
-    Path(args.json).write_text(json.dumps(result, indent=1) + "\n")
-    print(table(rows))
-    return result
+        results.save()
+        log(f"{name}: {json.dumps(rows[name])}")
 
 
 def score(ranked: dict[int, list[tuple[str, float, int]]], right: list[str]) -> dict[str, float]:
@@ -101,7 +93,8 @@ def score(ranked: dict[int, list[tuple[str, float, int]]], right: list[str]) -> 
     return {key: hits / len(right) for key, hits in out.items()}
 
 
-def table(rows: dict) -> str:
+def render(data: dict) -> str:
+    rows = data["lists"]
     cols = ["covered", "symspell", "model", "model + prior"]
     lines = ["| list (items) | " + " | ".join(cols) + " |", "|---|" + "---:|" * len(cols)]
     for name, row in rows.items():
@@ -109,5 +102,18 @@ def table(rows: dict) -> str:
     return "\n".join(lines)
 
 
+BENCH = Benchmark(
+    "denoise-rerank",
+    "Dictionary candidates ranked by a corrector's likelihood",
+    render=render,
+    summary=render,
+    stem=lambda args, device: "denoise-rerank",
+)
+
+
+def main(args: RerankArgs) -> dict:
+    return run(BENCH, args, lambda results, device: measure(args, results, device))
+
+
 if __name__ == "__main__":
-    main(tyro.cli(RerankArgs))
+    main(parse_args(RerankArgs, {}))

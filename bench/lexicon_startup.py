@@ -5,31 +5,19 @@
 and later starts read it. Both are timed alternately in one process, in a fresh temporary cache folder, and their
 candidates are compared on the misspellings below.
 
-    python bench/lexicon_startup.py          # about a minute on a CPU
+    python -m bench.lexicon_startup          # about a minute on a CPU
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import statistics
 import tempfile
 import time
 from pathlib import Path
 
-import torch
-from common import (
-    RESULTS_DIR,
-    BenchArgs,
-    Results,
-    log,
-    markdown_table,
-    parse_args,
-    provenance,
-    update_readme,
-)
-
+from bench.harness import BenchArgs, Benchmark, Results, log, markdown_table, parse_args, run
 from textdiffusion.tasks.denoise.lexicon import Lexicon
 
 WORDS = [
@@ -53,16 +41,10 @@ class StartupArgs(BenchArgs):
     repeats: int = 3
 
 
-def main(args: StartupArgs) -> dict:
-    if args.render:
-        data = json.loads(Path(args.render).read_text())
-        update_readme("lexicon-startup-cpu", render(data), title="Lexicon start-up")
-        return data
-    path = args.json or RESULTS_DIR / "lexicon-startup-cpu.json"
-    results = Results(path, benchmark="lexicon_startup", args=args, device=torch.device("cpu"))
+def measure(args: StartupArgs, results: Results, device) -> None:
     build_times, read_times = [], []
     with tempfile.TemporaryDirectory() as cache:
-        os.environ["TEXTDIFFUSION_CACHE"] = cache
+        os.environ["TEXTDIFFUSION_CACHE"] = cache  # a fresh cache: the first start builds
         start = time.perf_counter()
         Lexicon(max_edit_distance=args.edit_distance)  # builds and writes the index
         first = time.perf_counter() - start
@@ -86,34 +68,46 @@ def main(args: StartupArgs) -> dict:
         "cached_times_s": read_times,
     }
     results.add("cases", record)
-    results.finish()
     log(
         f"build {build:.2f} s, first start (build + write) {first:.2f} s, cached {cached:.2f} s: "
         f"{record['speedup']:.1f}x, identical candidates: {record['identical']}"
     )
-    if args.readme:
-        update_readme("lexicon-startup-cpu", render(results.data), title="Lexicon start-up")
-    return results.data
+
+
+COLUMNS = [
+    ("build_s", "build s (no cache)", ".3g"),
+    ("first_s", "first start s (build + write)", ".3g"),
+    ("cached_s", "cached start s", ".3g"),
+    ("speedup", "build / cached", ".1f"),
+    ("index_mb", "index MB", ".0f"),
+    ("identical", "same candidates", ""),
+]
 
 
 def render(data: dict) -> str:
-    columns = [
-        ("build_s", "build s (no cache)", ".3g"),
-        ("first_s", "first start s (build + write)", ".3g"),
-        ("cached_s", "cached start s", ".3g"),
-        ("speedup", "build / cached", ".1f"),
-        ("index_mb", "index MB", ".0f"),
-        ("identical", "same candidates", ""),
-    ]
     args = data["args"]
     return (
         f"`Lexicon(max_edit_distance={args['edit_distance']})` (the English default), median of "
-        f"{args['repeats']} starts each, alternately in one process.\n\n"
-        + markdown_table(data.get("cases", []), columns)
-        + "\n\n"
-        + provenance(data)
+        f"{args['repeats']} starts each, alternately in one process.\n\n" + summary(data)
     )
 
 
+def summary(data: dict) -> str:
+    return markdown_table(data.get("cases", []), COLUMNS)
+
+
+BENCH = Benchmark(
+    "lexicon-startup",
+    "Lexicon start-up",
+    render=render,
+    summary=summary,
+    stem=lambda args, device: "lexicon-startup-cpu",  # the CPU's work, whatever --device says
+)
+
+
+def main(args: StartupArgs) -> dict:
+    return run(BENCH, dataclasses.replace(args, device="cpu"), lambda r, d: measure(args, r, d))
+
+
 if __name__ == "__main__":
-    main(parse_args(StartupArgs, {}, None))
+    main(parse_args(StartupArgs, {}))

@@ -1,7 +1,8 @@
 """MFU variants: candidate changes to the compiled training step, timed against the package's step in one process.
 
-Each variant applies one change from outside the package, so that none lands before it is measured on a GPU
-(bench/README.md, "MFU variants", has the results; the package took the winners after commit dcc456f):
+Each variant is a change to the Trainer's parts (`build_parts`) before the Trainer is made, or to the model's
+ModelConfig, so that none lands in the package before it is measured on a GPU (bench/README.md, "MFU variants", has
+the results; the package took the winners after commit dcc456f):
 
 - `heads-128`: 6 heads of 128 dimensions instead of 12 of 64 (the same parameters and model FLOPs; flash attention
   runs closer to the matmul rate at head size 128). A change of the model, not of the step: reported beside it
@@ -11,8 +12,8 @@ Each variant applies one change from outside the package, so that none lands bef
 - `cudagraphs`: the network compiled with `mode="reduce-overhead"` (CUDA graphs: no launch gaps). Measured 0.997x.
 - `qkv-split`: q, k and v sliced from the projection with `split` rather than unbound from a permuted view (the same
   numbers; the backward joins their gradients with a `cat`). Measured 0.974x.
-- `pinned-batches`: each batch copied to the GPU from pinned host memory. From pageable memory (numpy's) the copy
-  waits for the stream, so the card could idle while the host launches the next step. Measured 0.992x.
+- (`pinned-batches`, batches copied from pinned host memory, measured 0.992x in `mfu-variants-cuda-rerun.json` and
+  was dropped: it needed the Trainer's batch function replaced.)
 - `coordinate-descent`: Inductor's coordinate-descent tuning of its generated kernels (slow to compile: run last).
 - `A+B+...`: the named variants together.
 - `winners`: every variant run before it in the same call that was at least 1% faster than the baseline without
@@ -23,100 +24,105 @@ measured bf16 matmul rate), then trains --train-more steps on and reports the me
 same data: a variant that changes numerics must not cost training quality; between runs of the same numerics it
 moves by about 0.2 after 200 steps, so this only rules out a blow-up).
 
-    python bench/mfu_variants.py --device cuda --json bench/results/mfu-variants-cuda.json
-    python bench/mfu_variants.py --quick                                                    # CPU wiring check
+    python -m bench.mfu_variants --device cuda --json bench/results/mfu-variants-cuda.json
+    python -m bench.mfu_variants --quick                                                    # CPU wiring check
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
-import types
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from common import (
-    DEFAULT_DATA,
-    RESULTS_DIR,
-    SIZES,
+
+from bench.common import DEFAULT_DATA, SIZES, record_matmul_rate
+from bench.harness import (
     BenchArgs,
+    Benchmark,
     Results,
-    block_name,
     log,
     markdown_table,
+    ok,
     parse_args,
-    provenance,
-    record_matmul_rate,
-    resolve_device,
+    run,
     run_case,
-    setup_torch,
-    update_readme,
 )
-from speed import time_training
-
-from textdiffusion.networks.layers import apply_rotary
-from textdiffusion.training import batches as data_module
-from textdiffusion.training import trainer as trainer_module
+from bench.speed import time_training
+from textdiffusion.networks.layers import Attention, apply_rotary
+from textdiffusion.training.objectives import DiffusionObjective
 
 
-def eager_loss(trainer) -> None:
-    trainer.objective.terms = trainer.objective.process.loss
+# -- the changes: each takes the Trainer's parts (training/builder.py) before the Trainer is made -----------------
+class EagerLossObjective(DiffusionObjective):
+    """The diffusion objective whose loss terms stay eager under `--compile` (the step before the compiled loss
+    landed); the logits are dense, as with the compiled loss."""
+
+    def compile(self) -> None:
+        self.sparse_logits = False
 
 
-def split_attention_forward(
-    self, x, rotary, *, mask=None, causal=False, cache=None, cache_positions=None
-):
-    """`Attention.forward` (training: no KV cache) with q, k and v sliced from the projection by `split`."""
-    if cache is not None:
-        raise ValueError("the qkv-split variant times training only (no KV cache)")
-    B, L, D = x.shape
-    q, k, v = (
-        t.view(B, L, self.n_heads, D // self.n_heads).transpose(1, 2)
-        for t in self.qkv(x).split(D, dim=-1)
-    )  # (B, H, L, head_dim) each, the same columns as the package's view(B, L, 3, H, head_dim)
-    q, k = apply_rotary(q, *rotary), apply_rotary(k, *rotary)
-    y = F.scaled_dot_product_attention(
-        q,
-        k,
-        v,
-        attn_mask=mask,
-        dropout_p=self.dropout if self.training else 0.0,
-        is_causal=causal and mask is None,
-    )
-    return self.proj(y.transpose(1, 2).reshape(B, L, D))
+def eager_loss(parts) -> None:
+    if type(parts.objective) is not DiffusionObjective:
+        raise ValueError("the loss-eager variant times the (non-block) diffusion objective only")
+    objective = parts.objective
+    parts.objective = EagerLossObjective(objective.process, sparse_logits=objective.sparse_logits)
 
 
-def qkv_split(trainer) -> None:
-    for block in trainer.net.blocks:
-        block.attn.forward = types.MethodType(split_attention_forward, block.attn)
+class SplitAttention(Attention):
+    """`Attention` (training only: no KV cache) with q, k and v sliced from the projection by `split` instead of
+    unbound from a permuted view: the same numbers; the backward joins their gradients with a `cat`."""
+
+    @classmethod
+    def sharing(cls, attn: Attention) -> SplitAttention:
+        """A SplitAttention over `attn`'s own projections (the same parameters, not copies)."""
+        with torch.device("meta"):
+            new = cls(attn.qkv.in_features, attn.n_heads, dropout=attn.dropout)
+        new.qkv, new.proj = attn.qkv, attn.proj
+        return new.train(attn.training)
+
+    def forward(self, x, rotary, *, mask=None, causal=False, cache=None, cache_positions=None):
+        if cache is not None:
+            raise ValueError("the qkv-split variant times training only (no KV cache)")
+        B, L, D = x.shape
+        q, k, v = (
+            t.view(B, L, self.n_heads, D // self.n_heads).transpose(1, 2)
+            for t in self.qkv(x).split(D, dim=-1)
+        )  # (B, H, L, head_dim) each, the same columns as the package's view(B, L, 3, H, head_dim)
+        q, k = apply_rotary(q, *rotary), apply_rotary(k, *rotary)
+        y = F.scaled_dot_product_attention(
+            q,
+            k,
+            v,
+            attn_mask=mask,
+            dropout_p=self.dropout if self.training else 0.0,
+            is_causal=causal and mask is None,
+        )  # (B, H, L, head_dim)
+        return self.proj(y.transpose(1, 2).reshape(B, L, D))  # (B, L, D)
 
 
-def pinned_micro_batches(batch, micro: int, device: torch.device):
-    """`micro_batches` with token windows pinned before their non-blocking copy (a copy from pinned memory is
-    queued behind the running step instead of waiting for it)."""
-    if isinstance(batch, dict) or device.type != "cuda":
-        return data_module.micro_batches(batch, micro, device)
-    return [
-        (x0.pin_memory().to(device, non_blocking=True), {})
-        for x0 in torch.from_numpy(batch).chunk(micro)
-    ]
+def qkv_split(parts) -> None:
+    for block in parts.net.blocks:
+        block.attn = SplitAttention.sharing(block.attn)
 
 
-def pinned_batches(trainer) -> None:
-    trainer_module.micro_batches = pinned_micro_batches  # run_variant puts the package's back
+class GraphedNetwork(torch.nn.Module):
+    """The network compiled with `mode="reduce-overhead"` (CUDA graphs: no launch gaps between kernels); each call
+    starts a new graph step, since the last step's outputs are no longer read."""
+
+    def __init__(self, net: torch.nn.Module) -> None:
+        super().__init__()
+        self.net, self.config = net, net.config
+        # the compiled forward is a function, not a second module holding the same parameters
+        self.graphed = torch.compile(net.forward, mode="reduce-overhead")
+
+    def forward(self, *args, **kwargs):
+        torch.compiler.cudagraph_mark_step_begin()
+        return self.graphed(*args, **kwargs)
 
 
-def cuda_graphs(trainer) -> None:
-    trainer.model = torch.compile(trainer.model, mode="reduce-overhead")
-    step = trainer.train_step
-
-    def marked_step():
-        torch.compiler.cudagraph_mark_step_begin()  # the last step's graph outputs are no longer read
-        return step()
-
-    trainer.train_step = marked_step
+def cuda_graphs(parts) -> None:
+    parts.net = GraphedNetwork(parts.net)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -124,7 +130,7 @@ class Variant:
     compiled: bool = True
     """The Trainer compiles the network itself (cuda_graphs compiles it with its own mode instead)."""
     changes: tuple = ()
-    """Functions of the trainer, applied before the first step."""
+    """Functions of the Trainer's parts, applied before the Trainer is made."""
     options: dict = dataclasses.field(default_factory=dict)
     """Inductor options."""
     model: dict = dataclasses.field(default_factory=dict)
@@ -142,7 +148,7 @@ def combine(variants: list[Variant]) -> Variant:
     )
 
 
-CHANGE_ORDER = (pinned_batches, qkv_split, eager_loss, cuda_graphs)
+CHANGE_ORDER = (qkv_split, eager_loss, cuda_graphs)
 VARIANTS = {
     "baseline": Variant(),
     "heads-128": Variant(model={"head_dim": 128}),
@@ -150,7 +156,6 @@ VARIANTS = {
     "fp32-residual": Variant(model={"fp32_residual": True}),
     "loss-eager": Variant(changes=(eager_loss,)),
     "qkv-split": Variant(changes=(qkv_split,)),
-    "pinned-batches": Variant(changes=(pinned_batches,)),
     "winners": None,  # made in the run from the variants before it (see `winners`)
     "coordinate-descent": Variant(options={"coordinate_descent_tuning": True}),
 }
@@ -222,54 +227,29 @@ def run_variant(
     if "head_dim" in model:
         model["n_heads"] = max(1, SIZES[args.size]["dim"] // model.pop("head_dim"))
 
-    def prepare(trainer) -> None:
+    def prepare(parts) -> None:
         for change in variant.changes:
-            change(trainer)
+            change(parts)
 
-    with inductor_config.patch(variant.options):
-        try:
-            return time_training(
-                args.size,
-                args.length,
-                args.batch,
-                compile=variant.compiled and not args.eager,
-                device=device,
-                steps=args.train_steps,
-                data_dir=args.data_dir,
-                peak=peak,
-                seed=args.seed,
-                prepare=prepare,
-                train_more=args.train_more,
-                model_overrides=model,
-            )
-        finally:
-            trainer_module.micro_batches = data_module.micro_batches
+    with inductor_config.patch(variant.options):  # Inductor's own scoped options
+        return time_training(
+            args.size,
+            args.length,
+            args.batch,
+            compile=variant.compiled and not args.eager,
+            device=device,
+            steps=args.train_steps,
+            data_dir=args.data_dir,
+            peak=peak,
+            seed=args.seed,
+            prepare=prepare,
+            train_more=args.train_more,
+            model_overrides=model,
+        )
 
 
 def render(data: dict) -> str:
     args = data["args"]
-    rows = [dict(r) for r in data.get("variants", [])]
-    base = next((r for r in rows if r["case"] == "baseline" and "error" not in r), None)
-    for r in rows:
-        if r.get("of"):
-            r["case"] = f"{r['case']}: {' + '.join(r['of'])}"
-        if "error" in r:
-            r["case"] = f"{r['case']} (failed: {r['error'][:60]})"
-        elif base is not None:
-            r["speedup"] = base["steady_step_seconds"] / r["steady_step_seconds"]
-        for key in ("step_seconds", "steady_step_seconds"):
-            if key in r:
-                r[key.replace("seconds", "ms")] = 1000 * r[key]
-    columns = [
-        ("case", "variant", ""),
-        ("step_ms", "ms/step", ".1f"),
-        ("steady_step_ms", "steady ms/step", ".1f"),
-        ("speedup", "steady speedup", ".3f"),
-        ("mfu", "MFU", ".1%"),
-        ("steady_mfu", "steady MFU", ".1%"),
-        ("loss_after", "loss after", ".4f"),
-        ("max_memory_gib", "memory GiB", ".1f"),
-    ]
     peak = data.get("matmul_flops_per_s")
     rate = (
         f" against the measured bf16 matmul rate, {peak['value'] / 1e12:.1f} TFLOP/s"
@@ -280,64 +260,83 @@ def render(data: dict) -> str:
         f"Training step of the {args['size']} model, L={args['length']}, B={args['batch']}, on "
         f"{data['machine']['device']}: per-step median of {args['train_steps']} steps and steady state{rate}; "
         f"`loss after` = mean loss of the last 20 of {args['train_more']} more steps (same seed and data).\n\n"
-        + markdown_table(rows, columns)
-        + f"\n\n{provenance(data)}"
+        + markdown_table(variant_rows(data), COLUMNS)
     )
 
 
-def readme_name(data: dict, path: str | None = None) -> str:
-    """The README block: the results file's name when rendering one (one block per call), else by device."""
-    return Path(path).stem if path else block_name("mfu-variants", data)
+def variant_rows(data: dict) -> list[dict]:
+    rows = [dict(r) for r in data.get("variants", [])]
+    base = next(iter(ok(r for r in rows if r["case"] == "baseline")), None)
+    for r in rows:
+        if r.get("of"):
+            r["case"] = f"{r['case']}: {' + '.join(r['of'])}"
+        if "error" in r:
+            r["case"] = f"{r['case']} (failed: {r['error'][:60]})"
+        elif base is not None:
+            r["speedup"] = base["steady_step_seconds"] / r["steady_step_seconds"]
+        for key in ("step_seconds", "steady_step_seconds"):
+            if key in r:
+                r[key.replace("seconds", "ms")] = 1000 * r[key]
+    return rows
+
+
+COLUMNS = [
+    ("case", "variant", ""),
+    ("step_ms", "ms/step", ".1f"),
+    ("steady_step_ms", "steady ms/step", ".1f"),
+    ("speedup", "steady speedup", ".3f"),
+    ("mfu", "MFU", ".1%"),
+    ("steady_mfu", "steady MFU", ".1%"),
+    ("loss_after", "loss after", ".4f"),
+    ("max_memory_gib", "memory GiB", ".1f"),
+]
+
+
+def summary(data: dict) -> str:
+    keep = ("case", "steady_step_ms", "speedup", "steady_mfu", "loss_after")
+    return markdown_table(variant_rows(data), [c for c in COLUMNS if c[0] in keep])
+
+
+BENCH = Benchmark("mfu-variants", "MFU variants", render=render, summary=summary)
 
 
 def main(args: VariantArgs) -> dict:
-    if args.render:
-        data = json.loads(Path(args.render).read_text())
-        update_readme(readme_name(data, args.render), render(data), title="MFU variants")
-        return data
     unknown = sorted({part for name in args.variants for part in name.split("+")} - set(VARIANTS))
-    if unknown:
+    if unknown and not args.render:
         raise SystemExit(f"--variants: unknown {unknown}; choose from {', '.join(VARIANTS)}")
-    device = resolve_device(args.device)
-    setup_torch(device, threads=args.threads)
-    path = (
-        args.json
-        or RESULTS_DIR / f"mfu-variants-{device.type}{'-quick' if args.quick else ''}.json"
-    )
-    results = Results(path, benchmark="mfu_variants", args=args, device=device)
-    log(f"writing {path}")
-    peak = record_matmul_rate(device, results)
-    for name in args.variants:
-        fields = {}
-        if "+" in name:
-            fields["of"] = name.split("+")
-            variant = combine([VARIANTS[n] for n in fields["of"]])
-            name = "combined"
-        else:
-            variant = VARIANTS[name]
-        if variant is None:  # winners
-            fields["of"] = winners(results.data.get("variants", []))
-            log(f"winners: {', '.join(fields['of']) or 'none (nothing to run)'}")
-            if not fields["of"]:
-                continue
-            variant = combine([VARIANTS[n] for n in fields["of"]])
-        record = run_case(
-            results,
-            "variants",
-            name,
-            lambda v=variant: run_variant(v, args, device, peak),
-            **fields,
-        )
-        if "error" not in record:
-            mfu = f", steady MFU {record['steady_mfu']:.1%}" if "steady_mfu" in record else ""
-            log(
-                f"{name}: {1000 * record['step_seconds']:.1f} ms/step, steady "
-                f"{1000 * record['steady_step_seconds']:.1f} ms{mfu}, loss after {record['loss_after']:.4f}"
+
+    def measure(results: Results, device: torch.device) -> None:
+        peak = record_matmul_rate(device, results)
+        for name in args.variants:
+            fields = {}
+            if "+" in name:
+                fields["of"] = name.split("+")
+                variant = combine([VARIANTS[n] for n in fields["of"]])
+                name = "combined"
+            else:
+                variant = VARIANTS[name]
+            if variant is None:  # winners
+                fields["of"] = winners(results.data.get("variants", []))
+                log(f"winners: {', '.join(fields['of']) or 'none (nothing to run)'}")
+                if not fields["of"]:
+                    continue
+                variant = combine([VARIANTS[n] for n in fields["of"]])
+            record = run_case(
+                results,
+                "variants",
+                name,
+                lambda v=variant: run_variant(v, args, device, peak),
+                **fields,
             )
-    results.finish()
-    if args.readme:
-        update_readme(readme_name(results.data), render(results.data), title="MFU variants")
-    return results.data
+            if "error" not in record:
+                mfu = f", steady MFU {record['steady_mfu']:.1%}" if "steady_mfu" in record else ""
+                log(
+                    f"{name}: {1000 * record['step_seconds']:.1f} ms/step, steady "
+                    f"{1000 * record['steady_step_seconds']:.1f} ms{mfu}, loss after "
+                    f"{record['loss_after']:.4f}"
+                )
+
+    return run(BENCH, args, measure)
 
 
 if __name__ == "__main__":

@@ -14,49 +14,47 @@ ratio of the fixes, both measured in one run on one machine.
 The fixes keep the random stream: the same generator gives the same ids before and after, and the training step the
 same loss (checked below).
 
-    python bench/profile_step.py --quick
-    python bench/profile_step.py --device cuda --json bench/results/profile-cuda.json
-    python bench/profile_step.py --device cuda --size base --length 1024 --train-batch 32 --train-compile \
+    python -m bench.profile_step --quick --threads 1
+    python -m bench.profile_step --device cuda --json bench/results/profile-cuda.json
+    python -m bench.profile_step --device cuda --size base --length 1024 --train-batch 32 --train-compile \
         --vocab-sizes --json /tmp/profile-train.json --no-readme   # only the (compiled) training step
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import statistics
 import time
-from pathlib import Path
 
 import torch
-from common import (
+
+from bench.common import (
     ATTENTION_BACKENDS,
-    RESULTS_DIR,
-    BenchArgs,
-    Results,
+    BOS_ID,
+    MASK_ID,
     attention_backend,
     autocast,
-    block_name,
     inference_dtype,
-    log,
-    markdown_table,
     model_config,
-    parse_args,
-    provenance,
-    resolve_device,
-    run_case,
-    setup_torch,
+    random_network,
     synchronize,
     time_call,
-    update_readme,
 )
-
+from bench.harness import (
+    BenchArgs,
+    Benchmark,
+    Results,
+    log,
+    markdown_table,
+    ok,
+    parse_args,
+    run,
+    run_case,
+)
 from textdiffusion.processes import MaskedProcess, build_schedule
 from textdiffusion.processes.base import uniform
 from textdiffusion.samplers import SAMPLERS
 from textdiffusion.samplers.common import initial_state, keep_fixed, time_grid
-
-MASK_ID, BOS_ID = 1, 2
 
 
 @dataclasses.dataclass
@@ -442,101 +440,64 @@ def kernel_category(name: str) -> str:
 
 
 # -- the run ------------------------------------------------------------------------------------------------------
-def main(args: ProfileArgs) -> dict:
-    if args.render:
-        data = json.loads(Path(args.render).read_text())
-        update_readme(readme_name(data), render(data), title="Fast path: before/after")
-        return data
-    if args.train_attention not in ATTENTION_BACKENDS:
-        raise SystemExit(
-            f"--train-attention {args.train_attention!r}: choose one of {', '.join(ATTENTION_BACKENDS)}"
-        )
-    device = resolve_device(args.device)
-    setup_torch(device, threads=args.threads)
-    path = args.json or RESULTS_DIR / f"profile-{device.type}{'-quick' if args.quick else ''}.json"
-    results = Results(path, benchmark="profile", args=args, device=device)
-    log(f"writing {path}")
+def measure(args: ProfileArgs, results: Results, device: torch.device) -> None:
     dtype = inference_dtype(device)
     common = dict(device=device, repeats=args.repeats, seed=args.seed)
-    for vocab in args.vocab_sizes:
-        torch.manual_seed(args.seed)
-        from textdiffusion.networks import DiffusionTransformer
+    shape = dict(batch=args.batch, length=args.length)
+    train_shape = dict(batch=args.train_batch, length=args.length)
 
-        model = DiffusionTransformer(
-            model_config(args.size, vocab_size=vocab, max_len=args.length + 1)
-        )
-        model = model.to(device=device, dtype=dtype).eval()
+    def case(name: str, fn, **fields) -> None:
+        record = run_case(results, "cases", name, fn, **fields)
+        if "error" not in record:
+            log(
+                f"{name}: before {record['before_s']:.4f} s, after {record['after_s']:.4f} s, "
+                f"{record['speedup']:.2f}x, identical={record['identical']}"
+            )
+
+    for vocab in args.vocab_sizes:
+        config = model_config(args.size, vocab_size=vocab, max_len=args.length + 1)
+        made = dict(device=device, dtype=dtype, seed=args.seed)
+        model = random_network(config, **made)
         for steps in args.steps:
             for sampler in ("ancestral", "cached", "confidence"):
-                name = f"{sampler} V={vocab} steps={steps}"
-                _report(
-                    run_case(
-                        results,
-                        "cases",
-                        name,
-                        lambda s=sampler, n=steps, m=model: sampler_case(
-                            m, s, batch=args.batch, length=args.length, steps=n, **common
-                        ),
-                        kind="sampler",
-                        method=sampler,
-                        vocab=vocab,
-                        steps=steps,
-                        batch=args.batch,
-                        length=args.length,
-                    )
+                case(
+                    f"{sampler} V={vocab} steps={steps}",
+                    lambda s=sampler, n=steps, m=model: sampler_case(
+                        m, s, steps=n, **shape, **common
+                    ),
+                    kind="sampler",
+                    method=sampler,
+                    vocab=vocab,
+                    steps=steps,
+                    **shape,
                 )
-        _report(
-            run_case(
-                results,
-                "cases",
-                f"reverse_step V={vocab}",
-                lambda v=vocab: reverse_step_case(
-                    batch=args.batch, length=args.length, vocab=v, steps=max(args.steps), **common
-                ),
-                kind="reverse_step",
-                method="reverse_step",
-                vocab=vocab,
-                steps=max(args.steps),
-                batch=args.batch,
-                length=args.length,
-            )
+        case(
+            f"reverse_step V={vocab}",
+            lambda v=vocab: reverse_step_case(vocab=v, steps=max(args.steps), **shape, **common),
+            kind="reverse_step",
+            method="reverse_step",
+            vocab=vocab,
+            steps=max(args.steps),
+            **shape,
         )
-        ar_model = (
-            DiffusionTransformer(
-                model_config(args.size, vocab_size=vocab, max_len=args.length + 1, causal=True)
-            )
-            .to(device=device, dtype=dtype)
-            .eval()
+        ar_model = random_network(dataclasses.replace(config, causal=True), **made)
+        case(
+            f"ar V={vocab}",
+            lambda m=ar_model: ar_case(m, **shape, **common),
+            kind="ar",
+            method="ar kv-cache",
+            vocab=vocab,
+            steps=args.length,
+            **shape,
         )
-        _report(
-            run_case(
-                results,
-                "cases",
-                f"ar V={vocab}",
-                lambda m=ar_model: ar_case(m, batch=args.batch, length=args.length, **common),
-                kind="ar",
-                method="ar kv-cache",
-                vocab=vocab,
-                steps=args.length,
-                batch=args.batch,
-                length=args.length,
-            )
-        )
-        _report(
-            run_case(
-                results,
-                "cases",
-                f"train step V={vocab}",
-                lambda v=vocab: train_step_case(
-                    size=args.size, vocab=v, batch=args.train_batch, length=args.length, **common
-                ),
-                kind="train_step",
-                method="train step",
-                vocab=vocab,
-                steps=None,
-                batch=args.train_batch,
-                length=args.length,
-            )
+        case(
+            f"train step V={vocab}",
+            lambda v=vocab: train_step_case(size=args.size, vocab=v, **train_shape, **common),
+            kind="train_step",
+            method="train step",
+            vocab=vocab,
+            steps=None,
+            **train_shape,
         )
     record = run_case(
         results,
@@ -557,39 +518,25 @@ def main(args: ProfileArgs) -> dict:
             + "top operators: "
             + ", ".join(f"{op['op']} {op['share']:.0%}" for op in record["top"][:6])
         )
-        if record["categories"]:
-            log(
-                "kernel ms/step by kind: "
-                + ", ".join(f"{kind} {ms:.2f}" for kind, ms in record["categories"].items())
-            )
-    results.finish()
-    if args.readme:
-        update_readme(
-            readme_name(results.data), render(results.data), title="Fast path: before/after"
-        )
-    return results.data
 
 
-def _report(record: dict) -> None:
-    if "error" not in record:
-        log(
-            f"{record['case']}: before {record['before_s']:.4f} s, after {record['after_s']:.4f} s, "
-            f"{record['speedup']:.2f}x, identical={record['identical']}"
-        )
-
-
-def readme_name(data: dict) -> str:
+def stem(args: ProfileArgs, device: torch.device) -> str:
     """profile-DEVICE[-quick][-train]: a run without vocabularies (`--vocab-sizes` empty) profiles training only."""
-    train_only = "-train" if not data["args"].get("vocab_sizes", True) else ""
-    return block_name("profile", data, train_only)
+    train_only = "-train" if not args.vocab_sizes else ""
+    return f"profile-{device.type}{'-quick' if args.quick else ''}{train_only}"
 
 
-def render(data: dict) -> str:
-    args = data["args"]
+def case_rows(data: dict) -> list[dict]:
     rows = [dict(r) for r in data.get("cases", [])]
     for r in rows:
         if "error" in r:
             r["method"] = f"{r['method']} (failed: {r['error'][:60]})"
+    return rows
+
+
+def render(data: dict) -> str:
+    args = data["args"]
+    rows = case_rows(data)
     columns = [
         ("method", "what", ""),
         ("vocab", "V", ""),
@@ -612,15 +559,9 @@ def render(data: dict) -> str:
             "gives the same tokens (the training step: the same loss, to 1e-3; it is timed at learning rate 0, with "
             "AdamW, so every step sees the same weights).\n\n" + markdown_table(rows, columns)
         )
-    for record in data.get("train_profile", []):
-        if "top" not in record:
-            continue
+    for record in ok(data.get("train_profile", [])):
         kernels = record["by"] == "self_device_time_total"
         what = "kernels" if kernels else "operators"
-        setting = f"{args['size']}, B={args['train_batch']}, L={args['length']}"
-        setting += ", compiled" if args.get("train_compile") else ""
-        if args.get("train_attention", "auto") != "auto":
-            setting += f", attention {args['train_attention']}"
         times = (
             f" ({record['wall_ms_per_step']:.1f} ms wall per step, {record['busy_ms_per_step']:.1f} ms in {what})"
             if "wall_ms_per_step" in record
@@ -634,18 +575,62 @@ def render(data: dict) -> str:
             ("calls_per_step", "calls/step", ".0f"),
         ]
         parts.append(
-            f"Training step ({setting}), top {what} by {record['by'].replace('_', ' ')}{times}:\n\n"
+            f"Training step ({train_setting(args)}), top {what} by {record['by'].replace('_', ' ')}{times}:\n\n"
             + markdown_table(top, columns)
         )
-        if kernels and record.get("categories"):
-            kinds = sorted(record["categories"].items(), key=lambda kv: -kv[1])
-            parts.append(
-                "Kernel time by kind, ms per step (`kernel_category` in `bench/profile_step.py`): "
-                + ", ".join(f"{kind} {ms:.1f}" for kind, ms in kinds)
-                + "."
-            )
-    parts.append(provenance(data))
+        if record.get("categories"):
+            parts.append(f"{kernel_kinds(record)}.")
     return "\n\n".join(parts)
+
+
+def train_setting(args: dict) -> str:
+    setting = f"{args['size']}, B={args['train_batch']}, L={args['length']}"
+    setting += ", compiled" if args.get("train_compile") else ""
+    if args.get("train_attention", "auto") != "auto":
+        setting += f", attention {args['train_attention']}"
+    return setting
+
+
+def kernel_kinds(record: dict) -> str:
+    kinds = sorted(record["categories"].items(), key=lambda kv: -kv[1])
+    return (
+        "Kernel time by kind, ms per step (`kernel_category` in `bench/profile_step.py`): "
+        + ", ".join(f"{kind} {ms:.1f}" for kind, ms in kinds)
+    )
+
+
+def summary(data: dict) -> str:
+    """The speedups, one column per vocabulary; without cases (a training profile only), the step's wall and busy
+    time and its kernel time by kind."""
+    parts, rows = [], ok(case_rows(data))
+    vocabs = sorted({r["vocab"] for r in rows})
+    if rows:
+        table = {}
+        for r in rows:
+            row = table.setdefault(r["method"], {"method": r["method"], "identical": True})
+            row[f"speedup_{r['vocab']}"] = r["speedup"]
+            row["identical"] = row["identical"] and r["identical"]
+        columns = [("method", "what", "")]
+        columns += [(f"speedup_{v}", f"speedup, V={v}", ".2f") for v in vocabs]
+        parts.append(markdown_table(table.values(), columns + [("identical", "same output", "")]))
+    for record in [] if rows else ok(data.get("train_profile", [])):  # the cases say enough
+        line = (
+            f"Training step ({train_setting(data['args'])}): {record['wall_ms_per_step']:.1f} ms wall per step, "
+            f"{record['busy_ms_per_step']:.1f} ms busy"
+        )
+        parts.append(line + (f". {kernel_kinds(record)}." if record.get("categories") else "."))
+    return "\n\n".join(parts)
+
+
+BENCH = Benchmark("profile", "Fast path: before/after", render=render, summary=summary, stem=stem)
+
+
+def main(args: ProfileArgs) -> dict:
+    if args.train_attention not in ATTENTION_BACKENDS:
+        raise SystemExit(
+            f"--train-attention {args.train_attention!r}: choose one of {', '.join(ATTENTION_BACKENDS)}"
+        )
+    return run(BENCH, args, lambda results, device: measure(args, results, device))
 
 
 if __name__ == "__main__":

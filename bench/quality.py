@@ -8,10 +8,10 @@ every row also has diversity figures over whitespace-separated words: the mean u
 distinct-n (distinct n-grams / all n-grams, over all samples). The AR baseline's own samples (KV cache) and real text
 from valid.txt (the reference a sampler should approach) are scored the same way.
 
-Writes OUT JSON after every setting, a PNG of perplexity and entropy against wall time, and a README table.
+Writes its result file after every setting, and a PNG of perplexity and entropy against wall time.
 
-    python bench/quality.py --quick --diffusion DIR --ar DIR --train-judge
-    python bench/quality.py --device cuda --diffusion D --ar A --judge J --n-samples 64
+    python -m bench.quality --quick --diffusion DIR --ar DIR --train-judge --threads 1
+    python -m bench.quality --device cuda --diffusion D --ar A --judge J --n-samples 64
 """
 
 from __future__ import annotations
@@ -27,24 +27,25 @@ from pathlib import Path
 from typing import Literal
 
 import torch
-from common import (
-    BENCH_DIR,
+
+from bench.common import (
     DEFAULT_DATA,
-    RESULTS_DIR,
-    BenchArgs,
     CallCounter,
-    Results,
-    block_name,
     inference_dtype,
+    model_config,
+    synchronize,
+    train_char_model,
+)
+from bench.harness import (
+    BENCH_DIR,
+    BenchArgs,
+    Benchmark,
+    Results,
     log,
     markdown_table,
-    model_config,
+    ok,
     parse_args,
-    provenance,
-    resolve_device,
-    setup_torch,
-    synchronize,
-    update_readme,
+    run,
 )
 
 
@@ -167,52 +168,30 @@ def judge_score(judge, texts: Sequence[str]) -> dict[str, float]:
 
 
 def train_judge(args: QualityArgs, *, device: torch.device, max_minutes: float | None) -> Path:
-    from textdiffusion.config import DataConfig, TrainConfig
-    from textdiffusion.training import train
-
     out = Path(args.out) / "judge"
     steps = max(1, args.judge_tokens // (args.judge_batch_size * args.judge_seq_len))
     marker = out / "bench-finished.json"
     if marker.is_file() and json.loads(marker.read_text()).get("planned_steps") == steps:
         log(f"judge: reusing {out}")
         return out
-    data = Path(args.data_dir)
     log(f"judge: training a {args.judge_size} AR model on {args.judge_tokens:,} tokens")
-    result = train(
-        DataConfig(
-            data=(str(data / "train.txt"),),
-            valid=(str(data / "valid.txt"),),
-            seq_len=args.judge_seq_len,
-        ),
-        TrainConfig(
-            steps=steps,
-            batch_size=args.judge_batch_size,
-            warmup_steps=min(200, steps // 10),
-            eval_every=0,
-            save_every=steps,
-            log_every=max(1, min(100, steps // 10)),
-            device=str(device),
-            objective="ar",
-            max_minutes=max_minutes,
-            seed=args.seed + 1,
-        ),
+    record = train_char_model(
+        args.data_dir,
         out=out,
         model=model_config(args.judge_size, vocab_size=1, max_len=args.judge_seq_len, dropout=0.1),
-        resume=(out / "checkpoints").is_dir(),
-        progress=True,  # a bar on a terminal, a log line every 30 s elsewhere
+        steps=steps,
+        batch_size=args.judge_batch_size,
+        seq_len=args.judge_seq_len,
+        device=device,
+        objective="ar",
+        max_minutes=max_minutes,
+        seed=args.seed + 1,
     )
     log(
-        f"judge: {result.parameters:,} parameters, valid {result.valid_bits_per_char:.4f} bits/char"
+        f"judge: {record['parameters']:,} parameters, valid {record['valid_bits_per_char']:.4f} bits/char"
     )
-    marker.write_text(
-        json.dumps(
-            {
-                "planned_steps": steps,
-                "steps": result.step,
-                "valid_bits_per_char": result.valid_bits_per_char,
-            }
-        )
-    )
+    keep = ("planned_steps", "steps", "valid_bits_per_char")
+    marker.write_text(json.dumps({k: record[k] for k in keep}))
     return out
 
 
@@ -250,7 +229,7 @@ def generate_diffusion(
     """n samples; returns (texts, wall seconds for all of them, network calls per batch)."""
     from textdiffusion.samplers import SAMPLERS
 
-    counted = CallCounter(model, config=model.config)
+    counted = CallCounter(model)
     texts, seconds, n_batches = _timed_batches(
         pretrained.tokenizer,
         n=n,
@@ -312,44 +291,26 @@ def load(path: str, *, device, dtype):
 
 
 def main(args: QualityArgs) -> dict:
-    if args.render:
-        data = json.loads(Path(args.render).read_text())
-        update_readme(readme_name(data), render(data), title="Sample quality")
-        return data
+    if not args.render:
+        if args.diffusion is None:
+            raise SystemExit("--diffusion DIR is required (bench/likelihood.py trains one)")
+        if args.judge is None and not args.train_judge:
+            raise SystemExit("pass --judge DIR or --train-judge")
+        logging.basicConfig(level=logging.INFO, format="%(message)s")  # the trainer's progress
+    return run(BENCH, args, lambda results, device: measure(args, results, device))
+
+
+def measure(args: QualityArgs, results: Results, device: torch.device) -> None:
+    from textdiffusion.checkpoint import load_pretrained
     from textdiffusion.tasks.pipeline import SuppressTokens
 
-    if args.diffusion is None:
-        raise SystemExit("--diffusion DIR is required (bench/likelihood.py trains one)")
-    if args.judge is None and not args.train_judge:
-        raise SystemExit("pass --judge DIR or --train-judge")
-    logging.basicConfig(level=logging.INFO, format="%(message)s")  # the trainer's progress
-    device = resolve_device(args.device)
-    setup_torch(device, threads=args.threads, tf32=False)
-    path = (
-        Path(args.json)
-        if args.json
-        else RESULTS_DIR / f"quality-{device.type}{'-quick' if args.quick else ''}.json"
-    )
-    png = (
-        Path(args.png)
-        if args.png
-        else RESULTS_DIR / f"quality-{device.type}{'-quick' if args.quick else ''}.png"
-    )
-    results = Results(path, benchmark="quality", args=args, device=device)
+    png = Path(args.png) if args.png else results.path.with_suffix(".png")
     results.set("png", str(png))
-    log(f"writing {path}")
-    start = time.monotonic()
-    deadline = start + 60 * args.max_minutes if args.max_minutes else None
-
+    deadline = time.monotonic() + 60 * args.max_minutes if args.max_minutes else None
     judge_path = args.judge
     if judge_path is None:
-        judge_path = str(
-            train_judge(
-                args, device=device, max_minutes=args.max_minutes / 2 if args.max_minutes else None
-            )
-        )
-    from textdiffusion.checkpoint import load_pretrained
-
+        budget = args.max_minutes / 2 if args.max_minutes else None
+        judge_path = str(train_judge(args, device=device, max_minutes=budget))
     judge = load_pretrained(judge_path, device=device)
     dtype = inference_dtype(device, args.dtype)
     diffusion = load(args.diffusion, device=device, dtype=dtype)
@@ -434,11 +395,7 @@ def main(args: QualityArgs) -> dict:
                 )
                 log(f"{sampler} steps={steps}: FAILED {exc}")
         plot(results.data, png)
-    results.finish()
     plot(results.data, png)
-    if args.readme:
-        update_readme(readme_name(results.data), render(results.data), title="Sample quality")
-    return results.data
 
 
 # -- plot and table -----------------------------------------------------------------------------------------------
@@ -498,10 +455,6 @@ def plot(data: dict, path: Path) -> None:
     plt.close(fig)
 
 
-def readme_name(data: dict) -> str:
-    return block_name("quality", data)
-
-
 def render(data: dict) -> str:
     models = data.get("models", {})
     rows = []
@@ -534,9 +487,36 @@ def render(data: dict) -> str:
         + markdown_table(rows, columns)
     )
     png = data.get("png")
-    if png:
-        text += f"\n\n![quality vs wall time](results/{Path(png).name})"
-    return text + "\n\n" + provenance(data)
+    return text + (f"\n\n![quality vs wall time]({Path(png).name})" if png else "")
+
+
+def summary(data: dict) -> str:
+    """Real text, AR, and each sampler at the steps whose wall time is nearest AR's (equal cost)."""
+    rows = [r for r in ok(data.get("rows", [])) if "gen_ppl" in r]
+    ar = next((r for r in rows if r["method"] == "ar"), None)
+    short = [r for r in rows if r["method"] in ("data", "ar")]
+    for method in dict.fromkeys(r["method"] for r in rows if r["method"] not in ("data", "ar")):
+        mine = [r for r in rows if r["method"] == method]
+        short.append(
+            min(mine, key=lambda r: abs(math.log(r["seconds"] / ar["seconds"])))
+            if ar
+            else max(mine, key=lambda r: r["steps"])
+        )
+    columns = [
+        ("method", "method", ""),
+        ("steps", "steps", ""),
+        ("seconds", "seconds", ".3g"),
+        ("gen_ppl", "judge PPL", ".1f"),
+        ("entropy", "entropy (bits)", ".2f"),
+        ("distinct_2", "distinct-2", ".3f"),
+    ]
+    png = data.get("png")
+    return markdown_table(short, columns) + (
+        f"\n\n![quality vs wall time](results/{Path(png).name})" if png else ""
+    )
+
+
+BENCH = Benchmark("quality", "Sample quality", render=render, summary=summary, tf32=False)
 
 
 if __name__ == "__main__":

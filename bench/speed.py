@@ -13,9 +13,9 @@ tinyshakespeare for a character model and the ~85M-parameter / 1024-token config
 6 * N + 12 * n_layers * dim * L FLOPs per token (N: parameters of the matrix multiplies; the attention term counts
 the full L x L scores, PaLM appendix B) against the measured bf16 matmul rate of the card.
 
-    python bench/speed.py --quick                       # CPU, small sizes, about 2 minutes on 2 cores
-    python bench/speed.py --device cuda --json bench/results/speed-cuda.json
-    python bench/speed.py --render bench/results/speed-cuda.json   # (re)write the README table from a result file
+    python -m bench.speed --quick --threads 1             # CPU, small sizes, a few minutes on 2 cores
+    python -m bench.speed --device cuda --json bench/results/speed-cuda.json
+    python -m bench.speed --render bench/results/speed-cuda.json   # redraw the tables from a result file
 """
 
 from __future__ import annotations
@@ -28,38 +28,40 @@ from pathlib import Path
 from typing import Literal
 
 import torch
-from common import (
-    ATTENTION_BACKENDS,
-    CHAR_VOCAB,
-    DEFAULT_DATA,
-    RESULTS_DIR,
-    BenchArgs,
-    CallCounter,
-    Results,
-    attention_backend,
-    inference_dtype,
-    log,
-    markdown_table,
-    model_config,
-    parse_args,
-    provenance,
-    record_matmul_rate,
-    resolve_device,
-    run_case,
-    setup_torch,
-    synchronize,
-    time_call,
-    update_readme,
-)
 from torch import nn
 
-MASK_ID, BOS_ID = 1, 2  # the ids of [MASK] and [BOS] in every textdiffusion tokenizer
+from bench.common import (
+    ATTENTION_BACKENDS,
+    BOS_ID,
+    CHAR_VOCAB,
+    DEFAULT_DATA,
+    MASK_ID,
+    CallCounter,
+    attention_backend,
+    inference_dtype,
+    model_config,
+    random_network,
+    record_matmul_rate,
+    synchronize,
+    time_call,
+)
+from bench.harness import (
+    BenchArgs,
+    Benchmark,
+    Results,
+    log,
+    markdown_table,
+    ok,
+    parse_args,
+    run,
+    run_case,
+)
 
 
 @dataclasses.dataclass
 class SpeedArgs(BenchArgs):
     quick: bool = False
-    """CPU-sized run (tiny model, lengths 64/256, steps 16/64, small training batches): about 2 minutes."""
+    """CPU-sized run (tiny model, lengths 64/256, steps 16/64, small training batches): a few minutes."""
     only: tuple[Literal["sampling", "training"], ...] = ("sampling", "training")
     """Which parts to run."""
     size: str = "small"
@@ -85,8 +87,9 @@ class SpeedArgs(BenchArgs):
         "base-h128:1024:64:compiled",
     )
     """Training cases SIZE:SEQ_LEN:BATCH[:eager|compiled|both[:ATTENTION]] (compiled runs on CUDA only; default
-    both; base-h128:1024:64 is the fastest ~85M-parameter step measured, bench/README.md "MFU variants"). ATTENTION pins the kernel of `scaled_dot_product_attention`: flash, cudnn, efficient or math (default
-    auto: PyTorch's choice), e.g. base:1024:32:compiled:cudnn."""
+    both; base-h128:1024:64 is the fastest ~85M-parameter step measured, bench/README.md "MFU variants").
+    ATTENTION pins the kernel of `scaled_dot_product_attention`: flash, cudnn, efficient or math (default auto:
+    PyTorch's choice), e.g. base:1024:32:compiled:cudnn."""
     train_steps: int = 10
     """Timed training steps (after 3 warm-up steps, 1 on the CPU)."""
     repeats: int = 3
@@ -107,7 +110,7 @@ QUICK = dict(
     train_configs=("small:256:8", "base:1024:1"),
     train_steps=2,
 )
-"""--quick: the defaults of a CPU run of about 2 minutes (flags given with --quick still override them)."""
+"""--quick: the defaults of a CPU run (flags given with --quick still override them)."""
 
 
 def parse(argv: list[str] | None = None) -> SpeedArgs:
@@ -145,16 +148,6 @@ class GraphedDecoder:
         return self.compiled(model, tokens.clone(), positions.clone(), static)
 
 
-def build_model(
-    size: str, *, vocab_size: int, max_len: int, causal: bool, device, dtype, seed: int
-):
-    from textdiffusion.networks import DiffusionTransformer
-
-    torch.manual_seed(seed)
-    config = model_config(size, vocab_size=vocab_size, max_len=max_len, causal=causal)
-    return DiffusionTransformer(config).to(device=device, dtype=dtype).eval()
-
-
 # -- sampling -----------------------------------------------------------------------------------------------------
 def time_diffusion(
     model,
@@ -171,15 +164,15 @@ def time_diffusion(
 ) -> dict:
     from textdiffusion.samplers import SAMPLERS
 
-    counter = CallCounter(model, config=model.config, cudagraphs=cudagraphs)
+    counter = CallCounter(model, cudagraphs=cudagraphs)
     generator = torch.Generator(device=device)
 
-    def run():
+    def once():
         generator.manual_seed(seed)
         counter.calls = 0
         return SAMPLERS[sampler](counter, process, (batch, length), steps, generator=generator)
 
-    timing, ids = time_call(run, device=device, repeats=repeats, warmup=1)
+    timing, ids = time_call(once, device=device, repeats=repeats, warmup=1)
     if bool((ids == MASK_ID).any()):
         raise RuntimeError(f"{sampler} left masked tokens")
     return _speed_record(timing, batch, length, counter.calls)
@@ -199,14 +192,14 @@ def time_autoregressive(
 
     generator = torch.Generator(device=device)
 
-    def run():
+    def once():
         generator.manual_seed(seed)
         calls[0] = 0
         return sample_autoregressive(
             model, (batch, length), bos_id=BOS_ID, generator=generator, step_fn=counted
         )
 
-    timing, _ = time_call(run, device=device, repeats=repeats, warmup=1)
+    timing, _ = time_call(once, device=device, repeats=repeats, warmup=1)
     return _speed_record(timing, batch, length, calls[0])
 
 
@@ -220,16 +213,16 @@ def _speed_record(timing, batch: int, length: int, calls: int) -> dict:
     }
 
 
+@torch.no_grad()
 def bench_sampling(args: SpeedArgs, results: Results, device: torch.device) -> None:
     from textdiffusion.processes import MaskedProcess, build_schedule
 
     dtype = inference_dtype(device, args.dtype)
     max_len = max(args.lengths) + 1  # the AR model reads BOS + L tokens
-    kwargs = dict(
-        vocab_size=args.vocab_size, max_len=max_len, device=device, dtype=dtype, seed=args.seed
-    )
-    diffusion = build_model(args.size, causal=False, **kwargs)
-    ar = build_model(args.size, causal=True, **kwargs)
+    made = dict(device=device, dtype=dtype, seed=args.seed)
+    config = model_config(args.size, vocab_size=args.vocab_size, max_len=max_len)
+    diffusion = random_network(config, **made)
+    ar = random_network(dataclasses.replace(config, causal=True), **made)
     process = MaskedProcess(build_schedule("loglinear"), mask_id=MASK_ID)
     results.set(
         "sampling_model",
@@ -240,81 +233,60 @@ def bench_sampling(args: SpeedArgs, results: Results, device: torch.device) -> N
             "dtype": str(dtype).replace("torch.", ""),
         },
     )
-    log(
-        f"sampling: {args.size} model, {diffusion.num_parameters():,} parameters, {dtype}, on {device}"
-    )
+    log(f"sampling: {args.size} model, {diffusion.num_parameters():,} parameters, {dtype}")
     graphed = GraphedDecoder() if args.compiled and device.type == "cuda" else None
     diffusion_graphed = None
     if args.compile_diffusion and device.type == "cuda":
         diffusion_graphed = torch.compile(diffusion, mode="reduce-overhead")
+
+    def case(name: str, fn, *, method: str, steps: int, **where) -> None:
+        record = run_case(results, "sampling", name, fn, method=method, steps=steps, **where)
+        if "error" not in record:
+            log(
+                f"{name}: {record['tokens_per_s']:,.0f} tok/s, {record['network_calls']} calls, "
+                f"{record['seconds']:.3f} s"
+            )
+
     for length in args.lengths:
         for batch in args.batches:
             where = dict(length=length, batch=batch)
-            common = dict(
-                batch=batch, length=length, device=device, repeats=args.repeats, seed=args.seed
+            common = dict(where, device=device, repeats=args.repeats, seed=args.seed)
+            case(
+                f"ar L={length} B={batch}",
+                lambda c=common: time_autoregressive(ar, **c),
+                method="ar-kv-cache",
+                steps=length,
+                **where,
             )
-            _report(
-                run_case(
-                    results,
-                    "sampling",
-                    f"ar L={length} B={batch}",
-                    lambda c=common: time_autoregressive(ar, **c),
-                    method="ar-kv-cache",
+            if graphed is not None:
+                case(
+                    f"ar-graphs L={length} B={batch}",
+                    lambda c=common: time_autoregressive(ar, step_fn=graphed, **c),
+                    method="ar-kv-cache-cudagraphs",
                     steps=length,
                     **where,
                 )
-            )
-            if graphed is not None:
-                _report(
-                    run_case(
-                        results,
-                        "sampling",
-                        f"ar-graphs L={length} B={batch}",
-                        lambda c=common: time_autoregressive(ar, step_fn=graphed, **c),
-                        method="ar-kv-cache-cudagraphs",
-                        steps=length,
+            for steps in (s for s in args.steps if s <= length):
+                for sampler in args.samplers:
+                    case(
+                        f"{sampler} L={length} B={batch} steps={steps}",
+                        lambda s=sampler, n=steps, c=common: time_diffusion(
+                            diffusion, process, s, steps=n, **c
+                        ),
+                        method=sampler,
+                        steps=steps,
                         **where,
                     )
-                )
-            for steps in args.steps:
-                if steps > length:
-                    continue
-                for sampler in args.samplers:
-                    _report(
-                        run_case(
-                            results,
-                            "sampling",
-                            f"{sampler} L={length} B={batch} steps={steps}",
+                    if diffusion_graphed is not None:
+                        case(
+                            f"{sampler}-graphs L={length} B={batch} steps={steps}",
                             lambda s=sampler, n=steps, c=common: time_diffusion(
-                                diffusion, process, s, steps=n, **c
+                                diffusion_graphed, process, s, steps=n, cudagraphs=True, **c
                             ),
-                            method=sampler,
+                            method=f"{sampler}-cudagraphs",
                             steps=steps,
                             **where,
                         )
-                    )
-                    if diffusion_graphed is not None:
-                        _report(
-                            run_case(
-                                results,
-                                "sampling",
-                                f"{sampler}-graphs L={length} B={batch} steps={steps}",
-                                lambda s=sampler, n=steps, c=common: time_diffusion(
-                                    diffusion_graphed, process, s, steps=n, cudagraphs=True, **c
-                                ),
-                                method=f"{sampler}-cudagraphs",
-                                steps=steps,
-                                **where,
-                            )
-                        )
-
-
-def _report(record: dict) -> None:
-    if "error" not in record:
-        log(
-            f"{record['case']}: {record['tokens_per_s']:,.0f} tok/s, {record['network_calls']} calls, "
-            f"{record['seconds']:.3f} s"
-        )
 
 
 # -- training -----------------------------------------------------------------------------------------------------
@@ -362,11 +334,14 @@ def time_training(
     train_more: int = 0,
     model_overrides: dict | None = None,
 ) -> dict:
-    """Time `Trainer.train_step`: per step (median) and steady state. `prepare(trainer)` may change the trainer before
-    the first step and `model_overrides` the size's ModelConfig fields (bench/mfu_variants.py); `train_more` steps
-    after the timing give `loss_after`, the mean loss of the last 20 of them, to compare changes of numerics."""
+    """Time `Trainer.train_step`: per step (median) and steady state.
+
+    The Trainer is built through the public path (`build_parts`, then `Trainer(parts, ...)`); `prepare(parts)` may
+    change the parts before the Trainer is made, and `model_overrides` the size's ModelConfig fields
+    (bench/mfu_variants.py). `train_more` steps after the timing give `loss_after`, the mean loss of the last 20 of
+    them, to compare changes of numerics."""
     from textdiffusion.config import DataConfig, TrainConfig
-    from textdiffusion.training import build_trainer
+    from textdiffusion.training import Trainer, build_parts, distributed
 
     if compile:  # a fresh compilation per case: earlier cases' graphs must not count toward the recompile limit
         torch._dynamo.reset()
@@ -383,19 +358,21 @@ def time_training(
             warmup_steps=10,
             seed=seed,
         )
-        trainer = build_trainer(
+        out, info = Path(folder) / "run", distributed.setup(str(device))
+        parts = build_parts(
             DataConfig(data=(str(corpus),), valid_fraction=0.0),
             config,
-            out=Path(folder) / "run",
+            out=out,
+            info=info,
             # vocab_size=1 is replaced by the tokenizer's size
             model=dataclasses.replace(
                 model_config(size, vocab_size=1, max_len=seq_len), **(model_overrides or {})
             ),
-            progress=False,
         )
-        trainer.net.train()
+        net = parts.net.train()  # the network itself, whatever `prepare` wraps it in
         if prepare is not None:
-            prepare(trainer)
+            prepare(parts)
+        trainer = Trainer(parts, config, out=out, info=info, progress=False)
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
         warmup = 3 if device.type == "cuda" else 1
@@ -407,11 +384,10 @@ def time_training(
             trainer.train_step()
         synchronize(device)
         steady = (time.perf_counter() - start) / steps
-        model_config_ = trainer.net.config
         record = {
-            "parameters": trainer.net.num_parameters(),
-            "vocab_size": model_config_.vocab_size,
-            "n_heads": model_config_.n_heads,
+            "parameters": net.num_parameters(),
+            "vocab_size": net.config.vocab_size,
+            "n_heads": net.config.n_heads,
             "step_seconds": timing.median,
             "tokens_per_s": batch * seq_len / timing.median,
             "steady_step_seconds": steady,
@@ -419,7 +395,7 @@ def time_training(
             "loss": float(loss),
             **{k: v for k, v in timing.to_dict().items() if k != "median_s"},
         }
-        flops_per_step = flops_per_token(model_config_, seq_len) * batch * seq_len
+        flops_per_step = flops_per_token(net.config, seq_len) * batch * seq_len
         record["model_flops_per_s"] = flops_per_step / timing.median
         if peak:
             record["mfu"] = flops_per_step / timing.median / peak
@@ -430,30 +406,32 @@ def time_training(
             losses = torch.stack([trainer.train_step() for _ in range(train_more)])
             record["loss_after"] = float(losses[-20:].mean())
             record["steps_trained"] = warmup + 2 * steps + train_more
-        del trainer
+        del trainer, parts, net
     gc.collect()
     if device.type == "cuda":
         torch.cuda.empty_cache()
     return record
 
 
+def parse_train_config(spec: str) -> tuple[str, int, int, list[bool], str]:
+    """SIZE:SEQ_LEN:BATCH[:MODE[:ATTENTION]] -> (size, seq_len, batch, compile flags, attention)."""
+    size, seq_len, batch, *rest = spec.split(":")
+    mode, attention, *extra = [*rest, *("both", "auto")[len(rest) :]]
+    modes = {"eager": [False], "compiled": [True], "both": [False, True]}
+    if extra or mode not in modes or attention not in ATTENTION_BACKENDS:
+        raise SystemExit(
+            f"--train-configs {spec!r}: the mode must be eager, compiled or both and the attention one of "
+            f"{', '.join(ATTENTION_BACKENDS)}"
+        )
+    return size, int(seq_len), int(batch), modes[mode], attention
+
+
 def bench_training(args: SpeedArgs, results: Results, device: torch.device) -> None:
+    configs = [parse_train_config(spec) for spec in args.train_configs]  # refused before any case
     peak = record_matmul_rate(device, results)  # MFU on GPU only
     precision = "bf16 autocast" if device.type == "cuda" else "fp32"
-    for spec in args.train_configs:
-        size, seq_len, batch, *rest = spec.split(":")
-        mode, attention, *extra = [*rest, *("both", "auto")[len(rest) :]]
-        seq_len, batch = int(seq_len), int(batch)
-        if (
-            extra
-            or mode not in ("eager", "compiled", "both")
-            or attention not in ATTENTION_BACKENDS
-        ):
-            raise SystemExit(
-                f"--train-configs {spec!r}: the mode must be eager, compiled or both and the attention one of "
-                f"{', '.join(ATTENTION_BACKENDS)}"
-            )
-        for compile in {"eager": [False], "compiled": [True], "both": [False, True]}[mode]:
+    for size, seq_len, batch, compiles, attention in configs:
+        for compile in compiles:
             if compile and device.type != "cuda":
                 continue
             name = f"train {size} L={seq_len} B={batch}{' compiled' if compile else ''}"
@@ -493,56 +471,84 @@ def bench_training(args: SpeedArgs, results: Results, device: torch.device) -> N
                 )
 
 
-# -- README -------------------------------------------------------------------------------------------------------
-def render(data: dict) -> dict[str, str]:
-    """README blocks by marker name: `speed-DEVICE[-quick]-sampling` and `...-training`, each with provenance."""
-    device = data["machine"]["device"]
-    blocks = {}
+# -- tables -------------------------------------------------------------------------------------------------------
+def sampling_rows(data: dict) -> list[dict]:
+    """The sampling records with `vs_ar` (and `vs_ar_graphs`): tokens/s over the AR baseline at the same L, B."""
+    rows = [dict(r) for r in data.get("sampling", [])]
+    baselines = {
+        (r["length"], r["batch"], r["method"]): r["tokens_per_s"]
+        for r in ok(rows)
+        if r["method"].startswith("ar")
+    }
+    for r in rows:
+        base = baselines.get((r["length"], r["batch"], "ar-kv-cache"))
+        graphs = baselines.get((r["length"], r["batch"], "ar-kv-cache-cudagraphs"))
+        if r.get("tokens_per_s") and base:
+            r["vs_ar"] = r["tokens_per_s"] / base
+        if r.get("tokens_per_s") and graphs:
+            r["vs_ar_graphs"] = r["tokens_per_s"] / graphs
+        if "error" in r:
+            r["method"] = f"{r['method']} (failed: {r['error'][:60]})"
+    return rows
+
+
+def training_rows(data: dict) -> list[dict]:
+    rows = [dict(r) for r in data.get("training", [])]
+    for r in rows:
+        r["step_ms"] = 1000 * r["step_seconds"] if "step_seconds" in r else None
+        r["steady_ms"] = 1000 * r["steady_step_seconds"] if "steady_step_seconds" in r else None
+        if "error" in r:
+            r["size"] = f"{r['size']} (failed: {r['error'][:60]})"
+    return rows
+
+
+SAMPLING_COLUMNS = [
+    ("length", "L", ""),
+    ("batch", "B", ""),
+    ("method", "method", ""),
+    ("steps", "steps", ""),
+    ("network_calls", "calls", ""),
+    ("seconds", "seconds", ".3g"),
+    ("tokens_per_s", "tokens/s", ",.0f"),
+    ("vs_ar", "× AR", ".2f"),
+]
+TRAINING_COLUMNS = [
+    ("size", "model", ""),
+    ("parameters", "parameters", ",d"),
+    ("seq_len", "L", ""),
+    ("batch", "B", ""),
+    ("precision", "precision", ""),
+    ("compile", "compiled", ""),
+    ("step_ms", "ms/step", ".1f"),
+    ("tokens_per_s", "tokens/s", ",.0f"),
+    ("mfu", "MFU", ".1%"),
+]
+
+
+def render(data: dict) -> str:
+    device, parts = data["machine"]["device"], []
     if data.get("sampling"):
-        rows = [dict(r) for r in data["sampling"]]
-        baselines = {
-            (r["length"], r["batch"], r["method"]): r.get("tokens_per_s")
-            for r in rows
-            if r["method"].startswith("ar") and "error" not in r
-        }
-        for r in rows:
-            base = baselines.get((r["length"], r["batch"], "ar-kv-cache"))
-            graphs = baselines.get((r["length"], r["batch"], "ar-kv-cache-cudagraphs"))
-            if r.get("tokens_per_s") and base:
-                r["vs_ar"] = r["tokens_per_s"] / base
-            if r.get("tokens_per_s") and graphs:
-                r["vs_ar_graphs"] = r["tokens_per_s"] / graphs
-            if "error" in r:
-                r["method"] = f"{r['method']} (failed: {r['error'][:60]})"
-        model = data.get("sampling_model", {})
-        columns = [
-            ("length", "L", ""),
-            ("batch", "B", ""),
-            ("method", "method", ""),
-            ("steps", "steps", ""),
-            ("network_calls", "calls", ""),
-            ("seconds", "seconds", ".3g"),
-            ("tokens_per_s", "tokens/s", ",.0f"),
-            ("vs_ar", "× AR", ".2f"),
-        ]
-        if any("vs_ar_graphs" in r for r in rows):
+        rows, columns = sampling_rows(data), list(SAMPLING_COLUMNS)
+        graphs = any("vs_ar_graphs" in r for r in rows)
+        if graphs:
             columns.append(("vs_ar_graphs", "× AR graphs", ".2f"))
-        blocks["sampling"] = (
-            f"Sampling, {model.get('size')} model ({model.get('parameters', 0):,} parameters, vocabulary "
+        model = data.get("sampling_model", {})
+        parts.append(
+            f"## Sampling\n\n{model.get('size')} model ({model.get('parameters', 0):,} parameters, vocabulary "
             f"{model.get('vocab_size')}, {model.get('dtype')}) on {device}; median of "
-            f"{data['args']['repeats']} runs. `calls` = network calls per generated batch; `× AR` = "
-            "tokens/s over the AR baseline with a KV cache at the same L and B"
-            + (", `× AR graphs` over the same with CUDA graphs" if len(columns) > 8 else "")
+            f"{data['args']['repeats']} runs. `calls` = network calls per generated batch; `× AR` = tokens/s "
+            "over the AR baseline with a KV cache at the same L and B"
+            + (", `× AR graphs` over the same with CUDA graphs" if graphs else "")
             + ".\n\n"
             + markdown_table(rows, columns)
         )
     if data.get("training"):
-        rows = [dict(r) for r in data["training"]]
-        for r in rows:
-            r["step_ms"] = 1000 * r["step_seconds"] if "step_seconds" in r else None
-            r["steady_ms"] = 1000 * r["steady_step_seconds"] if "steady_step_seconds" in r else None
-            if "error" in r:
-                r["size"] = f"{r['size']} (failed: {r['error'][:60]})"
+        rows, columns = training_rows(data), list(TRAINING_COLUMNS)
+        columns.insert(2, ("vocab_size", "V", ""))
+        if any(r.get("attention", "auto") != "auto" for r in rows):
+            columns.insert(8, ("attention", "attention", ""))
+        if any("steady_step_seconds" in r for r in rows):  # older result files lack it
+            columns += [("steady_ms", "steady ms/step", ".1f"), ("steady_mfu", "steady MFU", ".1%")]
         peak = data.get("matmul_flops_per_s")
         mfu = (
             f"MFU = (6 N + 12 n_layers dim L) FLOPs/token × tokens/s over the measured {peak['dtype']} "
@@ -550,68 +556,66 @@ def render(data: dict) -> dict[str, str]:
             if peak
             else "(MFU on GPU only.)"
         )
-        columns = [
-            ("size", "model", ""),
-            ("parameters", "parameters", ",d"),
-            ("vocab_size", "V", ""),
-            ("seq_len", "L", ""),
-            ("batch", "B", ""),
-            ("precision", "precision", ""),
-            ("compile", "compiled", ""),
-            ("step_ms", "ms/step", ".1f"),
-            ("tokens_per_s", "tokens/s", ",.0f"),
-            ("mfu", "MFU", ".1%"),
-        ]
-        if any(r.get("attention", "auto") != "auto" for r in rows):
-            columns.insert(7, ("attention", "attention", ""))
-        steady = ""
-        if any("steady_step_seconds" in r for r in rows):  # older result files lack it
-            columns += [("steady_ms", "steady ms/step", ".1f"), ("steady_mfu", "steady MFU", ".1%")]
-            steady = (
-                ", each timed with a device sync around it; `steady` runs as many steps back to back with one "
-                "sync at the end, as the Trainer does (one per log interval)"
-            )
-        blocks["training"] = (
-            f"Training on {device} (`Trainer.train_step`: forward, ELBO, backward, clip, AdamW, EMA), median "
-            f"of {data['args']['train_steps']} steps{steady}. {mfu}\n\n"
-            + markdown_table(rows, columns)
+        parts.append(
+            f"## Training\n\nOn {device} (`Trainer.train_step`: forward, ELBO, backward, clip, AdamW, EMA), "
+            f"median of {data['args']['train_steps']} steps, each timed with a device sync around it; `steady` "
+            "runs as many steps back to back with one sync at the end, as the Trainer does. "
+            f"{mfu}\n\n" + markdown_table(rows, columns)
         )
-    prefix = readme_prefix(data)
-    return {f"{prefix}-{part}": f"{text}\n\n{provenance(data)}" for part, text in blocks.items()}
+    return "\n\n".join(parts)
 
 
-def readme_prefix(data: dict) -> str:
-    device = "cuda" if data["machine"]["device"].startswith("cuda") else "cpu"
-    return f"speed-{device}{'-quick' if data['args'].get('quick') else ''}"
+def summary(data: dict) -> str:
+    """Per (L, B, steps): the AR baseline and the fastest diffusion sampler; the training rows, shortly."""
+    parts = []
+    rows = ok(sampling_rows(data))
+    if rows:
+        short = []
+        for key in dict.fromkeys((r["length"], r["batch"]) for r in rows):
+            here = [r for r in rows if (r["length"], r["batch"]) == key]
+            ar = {r["method"]: r for r in here if r["method"].startswith("ar")}
+            for steps in sorted({r["steps"] for r in here if not r["method"].startswith("ar")}):
+                best = max(
+                    (r for r in here if r["steps"] == steps and not r["method"].startswith("ar")),
+                    key=lambda r: r["tokens_per_s"],
+                )
+                short.append(
+                    {
+                        **best,
+                        "ar": ar.get("ar-kv-cache", {}).get("tokens_per_s"),
+                        "ar_graphs": ar.get("ar-kv-cache-cudagraphs", {}).get("tokens_per_s"),
+                    }
+                )
+        columns = [
+            ("length", "L", ""),
+            ("batch", "B", ""),
+            ("steps", "steps", ""),
+            ("ar", "AR tokens/s", ",.0f"),
+            ("method", "fastest sampler", ""),
+            ("tokens_per_s", "tokens/s", ",.0f"),
+            ("vs_ar", "× AR", ".2f"),
+        ]
+        if any(r["ar_graphs"] for r in short):
+            columns.insert(4, ("ar_graphs", "AR graphs tokens/s", ",.0f"))
+            columns.append(("vs_ar_graphs", "× AR graphs", ".2f"))
+        parts.append(markdown_table(short, columns))
+    if data.get("training"):
+        parts.append(markdown_table(training_rows(data), TRAINING_COLUMNS))
+    return "\n\n".join(parts)
 
 
-def write_readme(data: dict) -> None:
-    for name, text in render(data).items():
-        update_readme(name, text, title="Speed")
+BENCH = Benchmark("speed", "Speed", render=render, summary=summary)
 
 
 def main(args: SpeedArgs) -> dict:
-    import json
-
-    if args.render:
-        data = json.loads(Path(args.render).read_text())
-        write_readme(data)
-        return data
-    device = resolve_device(args.device)
-    setup_torch(device, threads=args.threads)
-    path = args.json or RESULTS_DIR / f"speed-{device.type}{'-quick' if args.quick else ''}.json"
-    results = Results(path, benchmark="speed", args=args, device=device)
-    log(f"writing {path}")
-    with torch.no_grad():
+    def measure(results: Results, device: torch.device) -> None:
         if "sampling" in args.only:
             bench_sampling(args, results, device)
-    if "training" in args.only:
-        bench_training(args, results, device)
-    results.finish()
-    synchronize(device)
-    if args.readme:
-        write_readme(results.data)
-    return results.data
+        if "training" in args.only:
+            bench_training(args, results, device)
+        synchronize(device)
+
+    return run(BENCH, args, measure)
 
 
 if __name__ == "__main__":

@@ -6,42 +6,36 @@ The data are the sentence-aligned pairs of Xu et al. (2012) in the split of Jham
 lines are nearly unchanged), so a model must beat that row to have learnt anything. Scores are sacrebleu's corpus BLEU
 and chrF (0..100) on the NLTK-tokenised text, as the corpus comes.
 
-    python bench/style_transfer.py --model runs/style-shakespeare                 # all 1,096 test pairs
-    python bench/style_transfer.py --model runs/style-shakespeare --quick         # 200 pairs, 16 steps
-    python bench/style_transfer.py --render bench/results/style-transfer-cpu.json # (re)write the README table
+    python -m bench.style_transfer --model runs/style-shakespeare                 # all 1,096 test pairs
+    python -m bench.style_transfer --model runs/style-shakespeare --quick         # 200 pairs, 16 steps
+    python -m bench.style_transfer --render bench/results/style-transfer-cpu.json # redraw the tables
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
 from pathlib import Path
 
-from common import (
-    REPO_DIR,
-    RESULTS_DIR,
+from bench.common import overlap
+from bench.harness import (
+    SHARED_DATA,
     BenchArgs,
+    Benchmark,
     Results,
-    block_name,
     log,
     markdown_table,
     parse_args,
-    provenance,
-    resolve_device,
+    run,
     run_case,
-    setup_torch,
-    update_readme,
 )
-
-from textdiffusion.tasks.denoise.metrics import bleu_chrf
 
 
 @dataclasses.dataclass
 class StyleArgs(BenchArgs):
     model: str = "runs/style-shakespeare"
     """A model trained with `textdiffusion train --task style` on modern -> original pairs."""
-    data_dir: str = str(REPO_DIR.parent / "shared" / "data" / "shakespeare_modern")
+    data_dir: str = str(SHARED_DATA / "shakespeare_modern")
     split: str = "test.visible"
     """Files {split}.modern.nltktok (sources) and {split}.original.nltktok (references)."""
     limit: int | None = None
@@ -69,28 +63,18 @@ def load_pairs(args: StyleArgs) -> tuple[list[str], list[str]]:
 
 
 def score(name: str, outputs: list[str], references: list[str], **fields) -> dict:
-    scores = bleu_chrf(outputs, [[r] for r in references])
-    if not scores:
-        raise SystemExit("sacrebleu is not installed: pip install -e '.[bench]'")
-    return {"case": name, **scores, **fields}
+    return {"case": name, **overlap(outputs, [[r] for r in references]), **fields}
 
 
 def main(args: StyleArgs) -> dict:
-    if args.render:
-        data = json.loads(Path(args.render).read_text())
-        update_readme(readme_name(data), render(data), title="Style transfer")
-        return data
+    return run(BENCH, args, lambda results, device: measure(args, results, device))
+
+
+def measure(args: StyleArgs, results: Results, device) -> None:
     from textdiffusion.pipelines import StylePipeline
 
-    device = resolve_device(args.device)
-    setup_torch(device, threads=args.threads)
     sources, references = load_pairs(args)
-    path = (
-        args.json
-        or RESULTS_DIR / f"style-transfer-{device.type}{'-quick' if args.quick else ''}.json"
-    )
-    results = Results(path, benchmark="style_transfer", args=args, device=device)
-    log(f"writing {path}; {len(sources)} pairs")
+    log(f"{len(sources)} pairs")
     pipe = StylePipeline.from_pretrained(args.model, device=str(device))
     results.set("model", {"path": args.model, "parameters": pipe.model.num_parameters()})
     run_case(
@@ -119,21 +103,19 @@ def main(args: StyleArgs) -> dict:
         record = run_case(results, "rows", f"model, {steps} steps", rewrite)
         if "bleu" in record:
             log(f"{steps} steps: BLEU {record['bleu']:.1f}, chrF {record['chrf']:.1f}")
-    results.finish()
-    if args.readme:
-        update_readme(readme_name(results.data), render(results.data), title="Style transfer")
-    return results.data
+
+
+COLUMNS = [
+    ("case", "rewrite", ""),
+    ("bleu", "BLEU", ".1f"),
+    ("chrf", "chrF", ".1f"),
+    ("sentences_per_s", "sentences/s", ".1f"),
+    ("calls_per_batch", "network calls per batch", ".1f"),
+]
 
 
 def render(data: dict) -> str:
     rows = data.get("rows", [])
-    columns = [
-        ("case", "rewrite", ""),
-        ("bleu", "BLEU", ".1f"),
-        ("chrf", "chrF", ".1f"),
-        ("sentences_per_s", "sentences/s", ".1f"),
-        ("calls_per_batch", "network calls per batch", ".1f"),
-    ]
     model = data.get("model", {})
     args = data["args"]
     shown_row = next((r for r in rows if r.get("examples")), None)
@@ -145,14 +127,16 @@ def render(data: dict) -> str:
         f"Modern -> Shakespeare on `{args['split']}` ({args['limit'] or 'all'} pairs), model `{model.get('path')}` "
         f"({model.get('parameters', 0) / 1e6:.1f}M parameters), confidence sampler, seed 0. sacrebleu corpus BLEU "
         "and chrF against the one original line.\n\n"
-        + markdown_table(rows, columns)
+        + markdown_table(rows, COLUMNS)
         + (f"\n\nFirst rewrites ({shown_row['case']}):\n\n{shown}" if shown else "")
-        + f"\n\n{provenance(data)}"
     )
 
 
-def readme_name(data: dict) -> str:
-    return block_name("style-transfer", data)
+def summary(data: dict) -> str:
+    return markdown_table(data.get("rows", []), COLUMNS[:3])
+
+
+BENCH = Benchmark("style-transfer", "Style transfer", render=render, summary=summary)
 
 
 if __name__ == "__main__":

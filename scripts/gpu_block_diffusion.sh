@@ -29,7 +29,7 @@ fi
 log "device: $(tr '\n' ' ' < "$W/results/device.txt")"
 
 # shellcheck disable=SC2086  # SHAPE is a list
-timeout $(( $(left) - 20 )) $PY bench/block_diffusion.py --device $DEVICE $SHAPE \
+timeout $(( $(left) - 20 )) $PY -m bench.block_diffusion --device $DEVICE $SHAPE \
   --data-dir "$DATA/tinyshakespeare" --out "$W/runs" --json "$W/results/block-diffusion-$DEVICE.json" \
   > "$W/logs/block-diffusion.log" 2>&1
 log "block diffusion exit $?: $(grep -h 'bits/char\|tokens/s\|FAILED' "$W/logs/block-diffusion.log" | tr '\n' ' ')"

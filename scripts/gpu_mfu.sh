@@ -28,7 +28,7 @@ log "device: $(tr '\n' ' ' < "$W/results/device.txt")"
 
 # -- 1: the variants, the card to itself --------------------------------------------------------------------------
 # shellcheck disable=SC2086  # SIZE, MORE and VARIANTS are lists
-timeout $(( $(left) - 70 )) $PY bench/mfu_variants.py --device $DEVICE $SIZE --batch "$BATCH" $MORE \
+timeout $(( $(left) - 70 )) $PY -m bench.mfu_variants --device $DEVICE $SIZE --batch "$BATCH" $MORE \
   --data-dir "$DATA/tinyshakespeare" --variants $VARIANTS --json "$W/results/mfu-variants.json" --no-readme \
   > "$W/logs/variants.log" 2>&1
 log "variants exit $?: $(grep -h 'ms/step\|FAILED' "$W/logs/variants.log" | tr '\n' ' ')"
@@ -36,7 +36,7 @@ log "variants exit $?: $(grep -h 'ms/step\|FAILED' "$W/logs/variants.log" | tr '
 # -- 2: where the compiled step spends its time, with the time left ----------------------------------------------
 if [ "$(left)" -gt 60 ]; then
   # shellcheck disable=SC2086  # SIZE and PROFILE are lists
-  timeout $(( $(left) - 10 )) $PY bench/profile_step.py --device $DEVICE $SIZE $PROFILE --vocab-sizes \
+  timeout $(( $(left) - 10 )) $PY -m bench.profile_step --device $DEVICE $SIZE $PROFILE --vocab-sizes \
     --json "$W/results/profile-train.json" --no-readme > "$W/logs/profile.log" 2>&1
   log "profile exit $?: $(grep -h 'training step\|by kind' "$W/logs/profile.log" | tr '\n' ' ')"
 fi

@@ -40,7 +40,7 @@ $PY -m textdiffusion train --objective ar --out "$W/judge" --data "$DATA/tinysha
 PID_JUDGE=$!
 log "training: shakespeare-char $PID_SHK, typo-fixer $PID_TYPO, judge $PID_JUDGE"
 # diffusion vs AR likelihood at two sizes, the same tokens each (its own time budget)
-timeout $(( 60 * ${MIN%.*} + 90 )) $PY bench/likelihood.py --data-dir "$DATA/tinyshakespeare" --device $DEVICE \
+timeout $(( 60 * ${MIN%.*} + 90 )) $PY -m bench.likelihood --data-dir "$DATA/tinyshakespeare" --device $DEVICE \
   --sizes mini small --out "$W/likelihood" --json "$W/results/likelihood.json" --no-readme --max-minutes "$MIN" $Q \
   > "$W/logs/likelihood.log" 2>&1
 log "likelihood bench exit $?"
@@ -61,7 +61,7 @@ fi
 
 # -- phase 3: task evaluations and GPU benchmarks, while time is left ------------------------------------------------
 if [ -d "$W/likelihood/small-ar" ] && [ -f "$W/judge/model.safetensors" ] && [ "$(left)" -gt 80 ]; then
-  timeout 75 $PY bench/quality.py --diffusion "$W/likelihood/small-diffusion" --ar "$W/likelihood/small-ar" \
+  timeout 75 $PY -m bench.quality --diffusion "$W/likelihood/small-diffusion" --ar "$W/likelihood/small-ar" \
     --judge "$W/judge" --data-dir "$DATA/tinyshakespeare" --device $DEVICE --out "$W/quality" \
     --json "$W/results/quality.json" --png "$W/results/quality.png" --no-readme --max-minutes 1.0 $Q \
     > "$W/logs/quality.log" 2>&1
@@ -74,12 +74,12 @@ if [ -d "$W/pack/typo-fixer" ] && [ "$(left)" -gt 65 ]; then
   log "denoise eval exit $?"
 fi
 if [ "${SKIP_BENCH:-0}" != 1 ] && [ "$(left)" -gt 45 ]; then
-  timeout $(( $(left) - 30 )) $PY bench/speed.py --device $DEVICE --json "$W/results/speed.json" --no-readme $SPEED \
+  timeout $(( $(left) - 30 )) $PY -m bench.speed --device $DEVICE --json "$W/results/speed.json" --no-readme $SPEED \
     > "$W/logs/speed.log" 2>&1
   log "speed bench exit $?"
 fi
 if [ "${SKIP_BENCH:-0}" != 1 ] && [ "$(left)" -gt 20 ]; then
-  timeout $(( $(left) - 8 )) $PY bench/bench_particles.py --device $DEVICE --json "$W/results/particles.json" \
+  timeout $(( $(left) - 8 )) $PY -m bench.bench_particles --device $DEVICE --json "$W/results/particles.json" \
     --no-readme $PARTICLES > "$W/logs/particles.log" 2>&1
   log "particles bench exit $?"
 fi

@@ -30,7 +30,7 @@ cp "$W/style/train_args.json" "$W/results/style-train_args.json" 2>/dev/null
 if [ -f "$W/style/model.safetensors" ]; then
   pack "$W/style" style-shakespeare && log "packed style-shakespeare"
   # shellcheck disable=SC2086  # BENCH is a list
-  timeout $(( $(left) - 10 )) $PY bench/style_transfer.py --model "$W/pack/style-shakespeare" --device $DEVICE \
+  timeout $(( $(left) - 10 )) $PY -m bench.style_transfer --model "$W/pack/style-shakespeare" --device $DEVICE \
     --data-dir "$DATA/shakespeare_modern" $BENCH --json "$W/results/style-transfer.json" --no-readme \
     > "$W/logs/style-bench.log" 2>&1
   log "style bench exit $?: $(grep -h 'BLEU' "$W/logs/style-bench.log" | tr '\n' ' ')"

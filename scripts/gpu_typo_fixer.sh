@@ -28,11 +28,11 @@ fi
 log "device: $(tr '\n' ' ' < "$W/results/device.txt")"
 
 # -- 1: training throughput and MFU (character model and the 85M / 1024-token configuration), the card to itself --
-[ "${SKIP_SPEED:-0}" = 1 ] || timeout $SPEED_LIMIT $PY bench/speed.py --device $DEVICE --only training --data-dir "$DATA/tinyshakespeare" \
+[ "${SKIP_SPEED:-0}" = 1 ] || timeout $SPEED_LIMIT $PY -m bench.speed --device $DEVICE --only training --data-dir "$DATA/tinyshakespeare" \
   --json "$W/results/speed-training.json" --no-readme $SPEED > "$W/logs/speed.log" 2>&1
 log "speed bench exit $?: $(grep -h 'train ' "$W/logs/speed.log" | tr '\n' ' ')"
 # where the compiled 85M / 1024-token training step spends its time (torch.profiler, top kernels), about a minute
-[ "${PROFILE:-0}" = 1 ] && { timeout $SPEED_LIMIT $PY bench/profile_step.py --device $DEVICE $PROFILE_SIZE --train-compile \
+[ "${PROFILE:-0}" = 1 ] && { timeout $SPEED_LIMIT $PY -m bench.profile_step --device $DEVICE $PROFILE_SIZE --train-compile \
   --vocab-sizes --json "$W/results/profile-train.json" --no-readme > "$W/logs/profile.log" 2>&1
   log "profile exit $?: $(grep -h 'top operators' "$W/logs/profile.log")"; }
 

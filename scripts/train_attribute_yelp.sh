@@ -2,7 +2,7 @@
 # Recipe of a sentiment-transfer model for Yelp reviews: a label-conditioned diffusion model of the training pool's
 # sentences (../shared/data/yelp/trainpool: 73,124 negative and 108,121 positive lines; the test sentences are never
 # trained on), BPE tokens, the label dropped for 10% of the lines (classifier-free guidance). Score it with
-# `python bench/attribute_style.py --model OUT`.
+# `python -m bench.attribute_style --model OUT`.
 # Usage: scripts/train_attribute_yelp.sh OUT [extra train flags]
 # Env: DATA (../shared/data), DEVICE, MINUTES, BATCH, PYTHON.
 set -euo pipefail

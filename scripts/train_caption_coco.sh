@@ -2,7 +2,7 @@
 # Recipe of a small image captioning model trained on the tiny COCO 2017 subset (../shared/data/coco_tiny: 50
 # training images with 5 captions each; 35 visible validation images, 175 captions). Far too little data to learn to
 # describe new photographs: it shows the captioning path end to end (image encoder, cross-attention, learnt caption
-# length) on real images. Score it with `python bench/captioning.py --model OUT`.
+# length) on real images. Score it with `python -m bench.captioning --model OUT`.
 # Usage: scripts/train_caption_coco.sh OUT [extra train flags]
 # Env: DATA (../shared/data), DEVICE, MINUTES, BATCH, PYTHON.
 set -euo pipefail

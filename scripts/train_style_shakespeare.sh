@@ -2,7 +2,7 @@
 # Recipe of a modern English -> Shakespeare style model: a character-level conditional diffusion model trained on the
 # sentence-aligned pairs of Xu et al. (2012), Jhamtani et al.'s (2017) split (../shared/data/shakespeare_modern:
 # 18,395 training pairs, 1,218 validation pairs; the test pairs are never trained on). Score it with
-# `python bench/style_transfer.py --model OUT`.
+# `python -m bench.style_transfer --model OUT`.
 # Usage: scripts/train_style_shakespeare.sh OUT [extra train flags]
 # Env: DATA (../shared/data), DEVICE, MINUTES, BATCH, PYTHON.
 # On 2 CPU cores, 4 layers of width 256 (--n-layers 4 --dim 256 --n-heads 4 --batch-size 32) ran 1.3 steps a second.

@@ -5,23 +5,25 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import sys
+import re
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
 
-BENCH = Path(__file__).resolve().parents[2] / "bench"
-sys.path.insert(0, str(BENCH))
-
-import attribute_style  # noqa: E402
-import captioning  # noqa: E402
-import common  # noqa: E402
-import mfu_variants  # noqa: E402
-import profile_step  # noqa: E402
-import quality  # noqa: E402
-import speed  # noqa: E402
-import style_transfer  # noqa: E402
+from bench import (
+    attribute_style,
+    captioning,
+    common,
+    harness,
+    likelihood,
+    mfu_variants,
+    profile_step,
+    quality,
+    speed,
+    style_transfer,
+)
 
 
 def test_diversity_metrics_on_hand_made_text():
@@ -44,14 +46,38 @@ def test_diversity_metrics_on_hand_made_text():
     )
 
 
-def test_readme_update_keeps_other_sections(tmp_path):
+def test_readme_update_replaces_only_its_own_block(tmp_path):
     path = tmp_path / "README.md"
-    path.write_text("# Benchmarks\n\n## Particles\n\nsomeone else's numbers\n")
-    common.update_readme("speed-cpu", "| a |\n|---|\n| 1 |", title="Speed", path=path)
-    common.update_readme("speed-cpu", "| a |\n|---|\n| 2 |", title="Speed", path=path)
+    start, end = harness.markers("speed-cpu")
+    path.write_text(f"# Benchmarks\n\n## Speed\n\n{start}\nold\n{end}\n\nsomeone else's numbers\n")
+    assert harness.update_readme("speed-cpu", "| a |\n|---|\n| 2 |", path=path)
     text = path.read_text()
-    assert "someone else's numbers" in text and "| 2 |" in text and "| 1 |" not in text
-    assert text.count("<!-- bench:speed-cpu:start -->") == 1 and text.count("## Speed") == 1
+    assert "someone else's numbers" in text and "| 2 |" in text and "old" not in text
+    assert text.count(start) == 1 and text.count(end) == 1
+    # a result the README does not name leaves it as it is (it is written by hand)
+    assert not harness.update_readme("speed-cuda", "| b |", path=path)
+    assert path.read_text() == text
+
+
+def test_provenance_reads_old_and_new_result_files():
+    old = {"command": "speed.py --quick", "machine": {"cpu": "x", "torch_threads": 1,
+           "cpu_cores": 2, "torch": "2", "date": "d"}, "complete": False}  # fmt: skip
+    assert "`python bench/speed.py --quick`" in harness.provenance(old)
+    assert "Partial results" in harness.provenance(old)
+    new = dict(old, command="python -m bench.speed --quick", complete=True)
+    assert "`python -m bench.speed --quick`" in harness.provenance(new)
+    assert harness.source_line(
+        new, "a.md"
+    ) == "x (1 threads of 2 cores), torch 2, d; git uncommitted. " + (
+        "[All tables, the command](results/a.md)."
+    )
+    assert harness.provenance({"date": "2026-11-26"}).startswith("Machine: 2026-11-26 (the file")
+
+
+def test_bench_builds_trainers_without_patching_the_package():
+    """Variants change the Trainer's parts before it is built (bench/mfu_variants.py), never the package's code."""
+    sources = "\n".join(p.read_text() for p in Path(harness.BENCH_DIR).glob("*.py"))
+    assert not re.search(r"monkeypatch|MethodType|setattr\(|sys\.path", sources)
 
 
 def test_time_call_reports_the_median():
@@ -98,13 +124,11 @@ def test_speed_runs_and_writes_the_expected_keys(tmp_path):
         train["tokens_per_s"] > 0 and train["model_flops_per_s"] > 0 and "mfu" not in train
     )  # GPU only
     assert train["steady_tokens_per_s"] > 0 and train["attention"] == "math"
-    blocks = speed.render(data)
-    assert set(blocks) == {"speed-cpu-sampling", "speed-cpu-training"}
-    assert (
-        "| math |" in blocks["speed-cpu-training"]
-        and "steady ms/step" in blocks["speed-cpu-training"]
-    )
-    assert "| ancestral |" in blocks["speed-cpu-sampling"]
+    tables = out.with_suffix(".md").read_text()  # written beside the result file
+    assert tables.startswith(f"# Speed: `speed.json`\n\n{speed.render(data)}\n\nMachine: ")
+    assert "| math |" in tables and "steady ms/step" in tables and "| ancestral |" in tables
+    short = speed.summary(data)  # per (L, B, steps): AR and the fastest sampler
+    assert short.count("\n| 16 | 2 | 4 |") == 1 and "\n| tiny |" in short
 
 
 def test_speed_refuses_an_unknown_attention_kernel():
@@ -145,8 +169,6 @@ def test_fast_reverse_step_matches_the_reference():
 
 
 def test_likelihood_summary_ratio():
-    import likelihood
-
     data = {
         "args": {"sizes": ["tiny"]},
         "models": [
@@ -201,8 +223,6 @@ def test_mfu_variants_run_and_render(tmp_path):
 
 
 def test_qkv_split_variant_computes_the_same_attention(tiny_config):
-    from types import SimpleNamespace
-
     from textdiffusion.networks import DiffusionTransformer
 
     torch.manual_seed(0)
@@ -218,7 +238,12 @@ def test_qkv_split_variant_computes_the_same_attention(tiny_config):
         return logits.detach(), [p.grad.clone() for p in net.parameters() if p.grad is not None]
 
     before, grads_before = run()
-    mfu_variants.qkv_split(SimpleNamespace(net=net))
+    before_attn = net.blocks[0].attn
+    mfu_variants.qkv_split(
+        SimpleNamespace(net=net)
+    )  # the Trainer's parts, as far as the change reads them
+    assert isinstance(net.blocks[0].attn, mfu_variants.SplitAttention)
+    assert net.blocks[0].attn.qkv is before_attn.qkv  # the same parameters, not copies
     after, grads_after = run()
     torch.testing.assert_close(after, before, rtol=1e-5, atol=1e-6)
     for a, b in zip(grads_after, grads_before, strict=True):
@@ -227,6 +252,17 @@ def test_qkv_split_variant_computes_the_same_attention(tiny_config):
         net.blocks[0].attn(
             torch.zeros(1, 1, tiny_config.dim), net.rotary(torch.arange(1)), cache=(1, 2)
         )
+
+
+def test_loss_eager_variant_keeps_the_loss_terms_out_of_compile():
+    from textdiffusion.processes import MaskedProcess, build_schedule
+    from textdiffusion.training.objectives import DiffusionObjective
+
+    process = MaskedProcess(build_schedule("loglinear"), mask_id=1)
+    parts = SimpleNamespace(objective=DiffusionObjective(process, sparse_logits=True))
+    mfu_variants.eager_loss(parts)
+    parts.objective.compile()  # what the Trainer calls under --compile
+    assert parts.objective.terms == process.loss and not parts.objective.sparse_logits
 
 
 def test_winners_combine_the_faster_variants_that_keep_the_loss():
