@@ -10,9 +10,9 @@ reach. A sample much below the real text's bits/char with low distinct-2 is repe
 A setting is `sampler[:key=value,...]` with keys from `SampleConfig` (temperature, top_p, order_temperature,
 remask_schedule, eta, t_on, t_off, alpha_on), e.g. `remask:remask_schedule=loop,eta=0.05`.
 
-    python bench/sampler_judge.py --judge-train ../shared/data/tinyshakespeare/train.txt \
+    python -m bench.sampler_judge --judge-train ../shared/data/tinyshakespeare/train.txt \
         --valid ../shared/data/tinyshakespeare/valid.txt              # the default table (~30 min on a busy core)
-    python bench/sampler_judge.py --settings cached remask:eta=0.05 --steps 64 --n-samples 8 --no-write
+    python -m bench.sampler_judge --settings cached remask:eta=0.05 --steps 64 --n-samples 8 --no-write
 """
 
 from __future__ import annotations
@@ -24,7 +24,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from common import DEFAULT_DATA, RESULTS_DIR, log, machine_info, markdown_table, write_json
+
+from bench.common import DEFAULT_DATA
+from bench.harness import RESULTS_DIR, log, machine_info, markdown_table, write_json
 
 DEFAULT_SETTINGS = (
     "ancestral",
@@ -146,7 +148,7 @@ def render(data: dict[str, Any]) -> str:
         "",
         f"Machine: {info['cpu']}, {info['torch_threads']} torch thread(s), torch {info['torch']}; git "
         f"{info.get('git_commit') or 'uncommitted'}; {info['date']}.  ",
-        f"Command: `python bench/sampler_judge.py {data['argv']}`",
+        f"Command: `python -m bench.sampler_judge {data['argv']}`",
     ]
     if not data.get("complete"):
         lines.append("\n**Partial results: the run stopped before the end.**")

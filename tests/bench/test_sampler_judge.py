@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
-
-import sampler_judge  # noqa: E402
+from bench import sampler_judge
 
 
 def test_settings_parse_into_sampler_options():
