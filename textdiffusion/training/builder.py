@@ -35,8 +35,9 @@ from textdiffusion.training import distributed
 from textdiffusion.training.finetune import finetune_config, load_init, start_lora
 from textdiffusion.training.lock import RunLock
 from textdiffusion.training.objectives import build_objective
+from textdiffusion.training.parts import EvalCallback, TrainingParts, TrainResult
 from textdiffusion.training.state import TrainingError, find_checkpoints, remove_stale_temporaries
-from textdiffusion.training.trainer import EvalCallback, Trainer, TrainingParts, TrainResult
+from textdiffusion.training.trainer import Trainer
 
 logger = logging.getLogger(__name__)
 

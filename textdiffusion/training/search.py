@@ -22,10 +22,10 @@ from typing import Any
 from textdiffusion.config import DataConfig, ModelConfig, SearchConfig, TrainConfig
 from textdiffusion.training.builder import train
 from textdiffusion.training.optim import default_warmup_steps, warmup_steps
+from textdiffusion.training.parts import Evaluation
 from textdiffusion.training.search_plot import plot_study
 from textdiffusion.training.search_steps import STEPS_NAME, score_steps
 from textdiffusion.training.state import TrainingDiverged, TrainingError
-from textdiffusion.training.trainer import Evaluation
 
 logger = logging.getLogger(__name__)
 

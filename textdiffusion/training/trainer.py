@@ -6,28 +6,23 @@ step:  t = process.sample_t(...); xt = process.q_sample(x0, t); logits = model(x
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import logging
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 
 from textdiffusion.checkpoint import (
-    CheckpointConfig,
     load_training_state,
     load_weights,
     unwrap,
     weights_state,
 )
 from textdiffusion.config import TrainConfig
-from textdiffusion.data import Tokenizer
 from textdiffusion.evaluation.elbo import LN2, autoregressive_nll, diffusion_nll
-from textdiffusion.tasks import ValidationSet
 from textdiffusion.training import distributed
 from textdiffusion.training.batches import micro_batches
 from textdiffusion.training.ema import EMA
@@ -38,6 +33,7 @@ from textdiffusion.training.optim import (
     warmup_steps,
     warmup_warning,
 )
+from textdiffusion.training.parts import EvalCallback, Evaluation, TrainingParts, TrainResult
 from textdiffusion.training.runlog import CURVES_NAME, RunLog, plot_curves
 from textdiffusion.training.state import (
     CheckpointState,
@@ -46,50 +42,6 @@ from textdiffusion.training.state import (
 )
 
 logger = logging.getLogger(__name__)
-
-
-@dataclasses.dataclass
-class TrainingParts:
-    """What a Trainer trains: handed to it whole."""
-
-    net: torch.nn.Module
-    """The network, on the run's device, initialised (or loaded from the model being fine-tuned)."""
-    tokenizer: Tokenizer
-    process: Any
-    objective: Any
-    """DiffusionObjective or AutoregressiveObjective (training/objectives.py)."""
-    stream: Any
-    """The task's resumable training stream."""
-    valid: ValidationSet
-    checkpoint: CheckpointConfig
-    """config.json of the model the run writes."""
-
-
-@dataclasses.dataclass
-class TrainResult:
-    out: Path
-    step: int
-    loss: float
-    valid_nll: float | None
-    """Validation ELBO (or AR NLL) in nats per token, from the last evaluation."""
-    valid_bits_per_char: float | None
-    tokens_per_second: float
-    parameters: int
-
-
-@dataclasses.dataclass
-class Evaluation:
-    """What a per-evaluation callback of `Trainer.run` receives: the same values on every rank."""
-
-    step: int
-    valid_nll: float
-    """Validation ELBO (or AR NLL), nats per token."""
-    valid_bits_per_char: float
-
-
-EvalCallback = Callable[[Evaluation], None]
-"""Called after each evaluation (every --eval-every steps and at the last step) on every rank. It may raise to stop
-the run: the run then cleans up and re-raises (KeyboardInterrupt saves a checkpoint first)."""
 
 
 class Trainer(CheckpointState):
