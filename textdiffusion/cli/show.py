@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-MASK_CHAR = "\u2591"  # light shade: a position still masked
+from textdiffusion.data.tokenizers import MASK_CHAR
 
 
 class RefinementView:

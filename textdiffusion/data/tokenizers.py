@@ -18,6 +18,8 @@ from tokenizers import AddedToken, decoders, models, pre_tokenizers, trainers
 from tokenizers import Tokenizer as _Backend
 
 PAD, MASK, BOS, EOS, SEP = "[PAD]", "[MASK]", "[BOS]", "[EOS]", "[SEP]"
+MASK_CHAR = "\u2591"
+"""How a still-masked position is displayed (a light shade), in the terminal's --show and on the web page."""
 SPECIAL_TOKENS = (PAD, MASK, BOS, EOS, SEP)
 # Names under which Hugging Face tokenizers hold a role (`Tokenizer.from_hf` renames the token in place: its id, and
 # so its pretrained embedding, stay).

@@ -15,8 +15,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from textdiffusion.cli.show import MASK_CHAR
 from textdiffusion.config import SamplerName
+from textdiffusion.data.tokenizers import MASK_CHAR
 from textdiffusion.serve.registry import Job, ServedModel, ServeError
 
 

@@ -3,7 +3,7 @@
 // the replay slider. No build step, no dependencies.
 "use strict";
 
-const MASK = "\u2591"; // a masked position, as the server's decode_with_masks writes it (cli/show.py MASK_CHAR)
+const MASK = "\u2591"; // a masked position, as the server's decode_with_masks writes it (data/tokenizers.py MASK_CHAR)
 
 const EXAMPLES = {
   generate: "ROMEO:",
