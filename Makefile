@@ -24,7 +24,7 @@ $(VENV)/.installed-dev: pyproject.toml $(VENV)/.installed
 demo: $(VENV)/.installed
 	$(BIN)/textdiffusion generate --model shakespeare-char --n 2 --length 256 --steps 64 --device cpu --show
 
-## test: the test suite (about 2 minutes on 2 cores)
+## test: the test suite (about 5 minutes on 2 cores)
 test: $(VENV)/.installed-dev
 	HF_HOME=$$(mktemp -d) $(BIN)/python -m pytest -n 2 -q
 
@@ -36,6 +36,7 @@ bench-quick: $(VENV)/.installed-dev
 	$(BIN)/python -m bench.quality --quick --diffusion bench/runs/likelihood-quick/tiny-diffusion \
 	    --ar bench/runs/likelihood-quick/tiny-ar --train-judge --threads 1
 	$(BIN)/python -m bench.bench_particles --quick --threads 1
+	$(BIN)/python -m bench.block_diffusion --quick --threads 1
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
