@@ -4,11 +4,22 @@ from __future__ import annotations
 
 import os
 import random
+import tempfile
 
 import pytest
 import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# torch.compile's on-disk cache does not key its kernels by ATEN_CPU_CAPABILITY: a graph compiled under AVX-512 and
+# reused under ATEN_CPU_CAPABILITY=avx2 crashed the process (segfault in the compiled backward). One cache per kernel
+# choice keeps the two CI passes apart.
+os.environ.setdefault(
+    "TORCHINDUCTOR_CACHE_DIR",
+    os.path.join(
+        tempfile.gettempdir(),
+        f"textdiffusion-inductor-{os.environ.get('ATEN_CPU_CAPABILITY', 'default')}",
+    ),
+)
 torch.set_num_threads(1)
 
 WORDS = (
