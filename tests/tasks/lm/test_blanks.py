@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from textdiffusion.config import ConfigError, LMConfig
 from textdiffusion.data import BatchStream, Tokenizer
@@ -61,12 +62,18 @@ def test_blank_stream_spans_end_in_pads_and_the_rest_is_intact(corpus):
     stream = make_stream(corpus, rate=0.5)
     raw = BatchStream(ids, seq_len=64, batch_size=16, seed=0)
     P = tok.pad_id
-    blanked_rows = blanks = two = 0
+    blanked_rows = blanks = two = whole = 0
     for _ in range(6):
-        batch, plain = stream.next_batch(), raw.next_batch()
-        for row, original in zip(batch, plain):
+        made, plain = stream.next_batch(), raw.next_batch()
+        batch = made["target"]
+        assert batch.shape == made["blanks"].shape == plain.shape and batch.dtype == np.int64
+        for row, masked, original in zip(batch, made["blanks"], plain):
             kept = row[row != P]
             assert kept.tolist() == original[: len(kept)].tolist()  # PADs removed: the window, cut
+            if masked.any():  # blanks masked whole: exactly their slots of K
+                edges = np.flatnonzero(np.diff(np.concatenate([[0], masked.astype(int), [0]])))
+                assert all(e - s == K for s, e in zip(edges[::2], edges[1::2]))
+                whole += 1
             if len(kept) == len(row):
                 continue
             blanked_rows += 1
@@ -82,21 +89,22 @@ def test_blank_stream_spans_end_in_pads_and_the_rest_is_intact(corpus):
                 blanks += 1
     share = blanked_rows / (6 * 16)
     assert 0.3 < share < 0.7 and two > 0 and blanks > blanked_rows
+    assert 0.2 * blanked_rows < whole < 0.8 * blanked_rows  # mask_blanks 0.5 of them
 
 
 def test_blank_stream_is_reproducible_and_resumable(corpus):
     a, b = make_stream(corpus, seed=3), make_stream(corpus, seed=3)
+    same = lambda x, y: all((x[k] == y[k]).all() for k in ("target", "blanks"))  # noqa: E731
     first = [a.next_batch() for _ in range(3)]
-    assert all((x == b.next_batch()).all() for x in first)
-    assert not (first[0] == make_stream(corpus, seed=4).next_batch()).all()
+    assert all(same(x, b.next_batch()) for x in first)
+    assert not same(first[0], make_stream(corpus, seed=4).next_batch())
     state = a.state_dict()
     assert "windows" in state
-    ahead = [
-        a.next_batch() for _ in range(4)
-    ]  # crosses an epoch boundary or not: the same either way
+    ahead = [a.next_batch() for _ in range(8)]  # past the end of the epoch (~7 batches)
+    assert a.windows.epoch >= 1
     resumed = make_stream(corpus, seed=0)
     resumed.load_state_dict(state)
-    assert all((x == resumed.next_batch()).all() for x in ahead)
+    assert all(same(x, resumed.next_batch()) for x in ahead)
 
 
 def test_lm_config_is_validated():
@@ -106,6 +114,8 @@ def test_lm_config_is_validated():
         LMConfig(blank_rate=1.5, max_blank=4)
     with pytest.raises(ConfigError, match="--max-blank"):
         LMConfig(max_blank=-1)
+    with pytest.raises(ConfigError, match="--mask-blanks"):
+        LMConfig(blank_rate=0.5, max_blank=4, mask_blanks=2.0)
 
 
 @pytest.fixture(scope="module")
@@ -197,3 +207,32 @@ def test_an_old_model_chooses_lengths_within_the_bound(trained_dir):
     assert old.max_blank == 0
     out = old("The cat ___ on the mat.", max_blank_length=3, score_samples=2, steps=4)
     assert 1 <= out.lengths[0] <= 3 and len(out.fills[0]) == out.lengths[0]
+
+
+def test_objective_masks_blanks_whole_and_scores_their_cross_entropy(tiny_model, masked_process):
+    from textdiffusion.training.objectives import DiffusionObjective
+
+    g = torch.Generator().manual_seed(0)
+    x0 = torch.randint(2, 32, (3, 16), generator=g)
+    blanks = torch.zeros(3, 16, dtype=torch.bool)
+    blanks[:, 4:10] = True
+    objective = DiffusionObjective(masked_process, sparse_logits=False)
+    seen = {}
+
+    def model(xt, t, **kwargs):
+        seen["xt"] = xt
+        return tiny_model(xt, t, **kwargs)
+
+    model.config = tiny_model.config
+    with torch.no_grad():
+        loss = objective(model, x0, generator=torch.Generator().manual_seed(1), blanks=blanks)
+        xt = seen["xt"]
+        assert (xt[blanks] == masked_process.mask_id).all()  # whatever t
+        logits = tiny_model(xt, None)
+        t = masked_process.sample_t(3, device=x0.device, generator=torch.Generator().manual_seed(1))
+        ce = masked_process.cross_entropy(logits, x0, xt)
+        reference = torch.where(blanks, ce, masked_process.loss(logits, x0, xt, t)).mean()
+    assert torch.allclose(loss, reference)
+    with torch.no_grad():  # without blanks, the ELBO terms of q(x_t | x_0) alone
+        plain = objective(model, x0, generator=torch.Generator().manual_seed(1))
+    assert (seen["xt"][blanks] != masked_process.mask_id).any() and not torch.allclose(plain, loss)

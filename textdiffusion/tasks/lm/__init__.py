@@ -8,6 +8,7 @@ import logging
 from textdiffusion.config import LMConfig
 from textdiffusion.data import (
     BatchStream,
+    DataError,
     chunk_stream,
     pack_documents,
     read_documents,
@@ -57,11 +58,14 @@ class LMTask(Task):
         config = request.config or LMConfig()
         stream = BatchStream(train, seq_len=request.seq_len, seed=request.seed, **request.placement)
         if config.blank_rate > 0:
+            if request.model.block_size:
+                raise DataError("--blank-rate trains whole-context models, not --block-size ones")
             stream = BlankStream(
                 stream,
                 tokenizer=tokenizer,
                 blank_rate=config.blank_rate,
                 max_blank=config.max_blank,
+                mask_blanks=config.mask_blanks,
             )
         return TaskData(
             tokenizer=tokenizer,

@@ -3,7 +3,9 @@
 A blank of unknown length is written as K positions: the missing text, then PADs up to K. A share of the training
 windows is rewritten that way (text before, span + (K - len(span)) PADs, text after, cut to the window length), and
 the PADs are ordinary targets of the diffusion loss; at inference a blank becomes K masks, one sampling pass fills
-them and the PADs are dropped. This is the PAD-terminated variable-length target of the seq2seq tasks (DiffuSeq,
+them and the PADs are dropped. A model noised only uniformly learns PAD from visible PADs beside it and never sees
+a whole blank masked in visible context (the state infilling starts from), so a share `mask_blanks` of the blanked
+windows has its blank slots masked whole, scored by their cross-entropy (training/objectives.py). This is the PAD-terminated variable-length target of the seq2seq tasks (DiffuSeq,
 Gong et al. 2023) placed inside running text; DreamOn (Wu et al. 2025) reaches the same end with expand/delete
 tokens instead of a fixed slot.
 """
@@ -99,6 +101,7 @@ class BlankStream:
         tokenizer: Tokenizer,
         blank_rate: float,
         max_blank: int,
+        mask_blanks: float = 0.5,
     ) -> None:
         if max_blank <= 0:
             raise ValueError(f"--max-blank must be positive for blanks, got {max_blank}")
@@ -107,6 +110,7 @@ class BlankStream:
                 f"--max-blank {max_blank} leaves too little text in windows of {windows.seq_len} tokens"
             )
         self.windows, self.blank_rate, self.max_blank = windows, blank_rate, max_blank
+        self.mask_blanks = mask_blanks
         self.pad_id = tokenizer.pad_id
         self.space, self.letter = token_classes(tokenizer)
 
@@ -114,8 +118,11 @@ class BlankStream:
         w = self.windows
         return np.random.default_rng([w.seed, w.epoch, w.position, w.rank, 0xB1A4])
 
-    def blank(self, window: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """One window (L,) with one or two random blanks (unchanged when it has no candidate span)."""
+    def blank(
+        self, window: np.ndarray, rng: np.random.Generator
+    ) -> tuple[np.ndarray, list[tuple[int, int]]]:
+        """One window (L,) with one or two random blanks (unchanged when it has no candidate span), and the
+        (start, end) slots of its blanks."""
         candidates = word_spans(
             window, space=self.space, letter=self.letter, max_blank=self.max_blank
         )
@@ -132,18 +139,23 @@ class BlankStream:
             for k in SPAN_KINDS:
                 candidates[k] = [(a, b) for a, b in candidates[k] if b < s or a > e]
         if not chosen:
-            return window
-        out, _ = blank_window(window, sorted(chosen), max_blank=self.max_blank, pad_id=self.pad_id)
-        return out
+            return window, []
+        return blank_window(window, sorted(chosen), max_blank=self.max_blank, pad_id=self.pad_id)
 
-    def next_batch(self) -> np.ndarray:
-        """int64 (b, seq_len), as the wrapped stream's batches."""
+    def next_batch(self) -> dict[str, np.ndarray]:
+        """This rank's batch: "target" int64 (b, seq_len), the windows; "blanks" bool (b, seq_len), the blank
+        slots to be masked whole."""
         batch = self.windows.next_batch()
         rng = self._rng()
         picked = rng.random(len(batch)) < self.blank_rate  # (b,)
+        whole = rng.random(len(batch)) < self.mask_blanks  # (b,)
+        blanks = np.zeros(batch.shape, dtype=bool)
         for row in np.flatnonzero(picked):
-            batch[row] = self.blank(batch[row], rng)
-        return batch
+            batch[row], slots = self.blank(batch[row], rng)
+            if whole[row]:
+                for start, end in slots:
+                    blanks[row, start:end] = True
+        return {"target": batch, "blanks": blanks}
 
     def state_dict(self) -> dict[str, Any]:
         return {"windows": self.windows.state_dict()}
