@@ -53,6 +53,20 @@ def split_blanks(text: str) -> tuple[list[str], int]:
     return pieces, len(pieces) - 1
 
 
+class _NoPadAt(torch.nn.Module):
+    """Wraps a denoiser so that PAD is never predicted at some positions (the first of each blank's slot)."""
+
+    def __init__(self, model: torch.nn.Module, positions: list[int], *, pad_id: int) -> None:
+        super().__init__()
+        self.model, self.config = model, model.config
+        self.positions, self.pad_id = positions, pad_id
+
+    def forward(self, xt, t=None, **kwargs):
+        logits = self.model(xt, t, **kwargs).clone()  # (B, L, V)
+        logits[:, self.positions, self.pad_id] = float("-inf")
+        return logits
+
+
 class InfillPipeline(DiffusionPipeline):
     """`pipe("To be, or ___ to be", blank_length=None)` -> InfillOutput."""
 
@@ -226,6 +240,14 @@ class InfillPipeline(DiffusionPipeline):
         denoiser = self.denoiser
         if K and not variable:
             self.denoiser = self._no_pad
+        elif variable:
+            # a blank holds at least one token, as in training: no PAD at the first position of a slot
+            first, pos = [], 0
+            for piece in pieces[:-1]:
+                pos += len(piece)
+                first.append(pos)
+                pos += slot
+            self.denoiser = _NoPadAt(denoiser, first, pad_id=self.tokenizer.pad_id)
         try:
             out = self.sample(
                 tuple(x_init.shape),
