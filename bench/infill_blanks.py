@@ -119,6 +119,9 @@ def main(argv: list[str] | None = None) -> dict:
         "--old-lines", type=int, default=None, help="lines for the old model (slow)"
     )
     parser.add_argument("--data", type=Path, default=DATA)
+    parser.add_argument(
+        "--new-steps", type=int, default=None, help="sampling steps of the new model"
+    )
     parser.add_argument("--quick", action="store_true", help="10 lines, no results written")
     parser.add_argument("--out", default="infill-blanks-cpu")
     args = parser.parse_args(argv)
@@ -132,7 +135,7 @@ def main(argv: list[str] | None = None) -> dict:
     frequent = frequent_words(train_text)
     old_cases = cases[: (3 if args.quick else args.old_lines or n)]
     results = {}
-    new_fills, new_sec = run_model(args.new, cases)
+    new_fills, new_sec = run_model(args.new, cases, steps=args.new_steps)
     results["new: one pass"] = score(cases, new_fills, judge, new_sec)
     old_fills, old_sec = run_model(args.old, old_cases)
     results["old: ELBO length choice"] = score(old_cases, old_fills, judge, old_sec)
@@ -147,6 +150,7 @@ def main(argv: list[str] | None = None) -> dict:
         "threads": 1,
         "old": args.old,
         "new": args.new,
+        "new_steps": args.new_steps,
         "results": results,
         "speedup": results["old: ELBO length choice"]["seconds_per_infill"]
         / results["new, same lines as old"]["seconds_per_infill"],

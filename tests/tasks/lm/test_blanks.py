@@ -166,12 +166,18 @@ def test_one_pass_fills_drop_pads_and_keep_the_context(blank_model):
             slot = ids[head : head + K]
             kept = [i for i in slot if i != P]
             assert fill == pipe.tokenizer.decode(kept) and len(pipe.encode(fill)) == n == len(kept)
+            assert n >= 1  # no PAD at the first position of a slot
             drawn_pads += K - n
     assert drawn_pads > 0  # the model did write PADs, and they were dropped
 
 
 def test_fixed_and_bounded_lengths_on_a_blank_model(blank_model):
     pipe = blank_model
+    out = pipe(
+        "___ on the mat.", seed=0
+    )  # a blank that opens the text: a line break is put before it
+    assert out.text == out.fills[0] + " on the mat." and out.lengths[0] >= 1
+    assert out.ids[0, 0].item() == pipe.encode("\n")[0]
     out = pipe("The cat ___ on the mat.", blank_length=3, seed=0)
     assert out.lengths == [3] and len(out.fills[0]) == 3  # PAD suppressed: exactly 3 characters
     for seed in range(3):

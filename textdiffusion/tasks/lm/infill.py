@@ -41,7 +41,8 @@ class InfillOutput:
     lengths: list[int]
     """Tokens of each fill (a variable-length blank's PADs dropped)."""
     ids: torch.Tensor
-    """int64 (1, L)."""
+    """int64 (1, L): the sampled sequence (with a variable-length blank's PADs, and the line break put before a
+    blank that opens the text)."""
     seconds: float
     network_calls: int
     warnings: list[str] = dataclasses.field(default_factory=list)
@@ -224,6 +225,10 @@ class InfillPipeline(DiffusionPipeline):
         # one pass over K-position slots (PAD allowed unless the length is fixed), or masks of a chosen length
         slot = K if K and (blank_length is None or blank_length <= K) else 0
         variable = slot > 0 and blank_length is None
+        if variable and not pieces[0]:
+            # training blanks always follow some context: a blank that opens the text gets a line break before
+            # it (in `ids`, not in the text), so that it starts a word rather than continuing one
+            pieces[0] = self.encode("\n")
         if blank_length is not None:
             lengths = [blank_length] * n_blanks
         elif slot:
