@@ -55,7 +55,10 @@ class InfillArgs(SamplingArgs):
     text: tyro.conf.Positional[str] = ""
     """Text with blanks: each run of three or more underscores (___) is filled."""
     blank_length: int | None = None
-    """Tokens per blank (default: chosen by the model from candidate lengths by ELBO)."""
+    """Tokens per blank (default: chosen by the model: in one pass by a model trained with --max-blank K, from
+    candidate lengths by ELBO otherwise)."""
+    max_blank_length: int | None = None
+    """Longest fill per blank, in tokens (default: the model's K, or the longest candidate); at most K."""
 
 
 def _load(pipeline_cls, args: SamplingArgs):
@@ -125,7 +128,13 @@ def infill(args: InfillArgs) -> None:
 
     from textdiffusion.pipelines import InfillPipeline
 
-    out = _run(InfillPipeline, args, text=args.text, blank_length=args.blank_length)
+    out = _run(
+        InfillPipeline,
+        args,
+        text=args.text,
+        blank_length=args.blank_length,
+        max_blank_length=args.max_blank_length,
+    )
     if args.json:
         print(json.dumps({"text": out.text, "fills": out.fills, "lengths": out.lengths}))
     else:

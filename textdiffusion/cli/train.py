@@ -8,6 +8,7 @@ from typing import Literal
 from textdiffusion.config import (
     DataConfig,
     DenoiseConfig,
+    LMConfig,
     ProcessName,
     ScheduleName,
     SearchConfig,
@@ -27,6 +28,8 @@ class TrainArgs:
     rewriter trained on aligned lines, --data (sources) and --targets (their rewrites); caption: a describer of images,
     trained on caption tables (--data captions.tsv, with image and caption columns)."""
     denoise: DenoiseConfig = dataclasses.field(default_factory=DenoiseConfig)
+    lm: LMConfig = dataclasses.field(default_factory=LMConfig)
+    """--task generate: variable-length blanks for infilling (--blank-rate, --max-blank)."""
     preset: Literal["tiny", "small", "base"] = "small"
     """Model size: tiny (~0.1M parameters), small (~10M), base (~85M, 1024 tokens)."""
     n_layers: int | None = None

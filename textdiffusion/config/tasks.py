@@ -18,7 +18,33 @@ on labelled texts; caption: a describer of images trained on (image, caption) pa
 
 @dataclasses.dataclass
 class LMConfig:
-    """Language modelling (generate, complete, infill) has no task settings yet."""
+    """Language modelling (generate, complete, infill). With `max_blank` K > 0 the model also learns blanks of
+    unknown length: a share `blank_rate` of the training windows has one or two word spans rewritten as the span
+    followed by PADs up to K positions (tasks/lm/blanks.py), so infilling fills K masks once and drops the PADs.
+    Saved in config.json; only the trainer reads blank_rate and mask_blanks."""
+
+    blank_rate: float = 0.0
+    """Share of training windows given variable-length blanks (needs max_blank > 0)."""
+    max_blank: int = 0
+    """K, the positions of one blank (its text, then PADs); 0: the model has no variable-length blanks."""
+    mask_blanks: float = 0.5
+    """Share of the blanked windows whose blanks are masked whole (the context noised as usual), as at infilling
+    time; the other blanks are noised like the rest of the window."""
+
+    def __post_init__(self) -> None:
+        _check(
+            0.0 <= self.blank_rate <= 1.0,
+            f"--blank-rate must be in [0, 1], got {self.blank_rate}",
+        )
+        _check(self.max_blank >= 0, f"--max-blank must be >= 0, got {self.max_blank}")
+        _check(
+            0.0 <= self.mask_blanks <= 1.0,
+            f"--mask-blanks must be in [0, 1], got {self.mask_blanks}",
+        )
+        _check(
+            self.blank_rate == 0.0 or self.max_blank > 0,
+            f"--blank-rate {self.blank_rate} needs --max-blank K > 0 (the positions of a blank)",
+        )
 
 
 @dataclasses.dataclass

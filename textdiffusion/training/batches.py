@@ -19,6 +19,11 @@ def micro_batches(batch, micro: int, device: torch.device) -> list[tuple[torch.T
     out = []
     for i in range(len(parts["target"])):
         piece = {k: v[i].to(device, non_blocking=True) for k, v in parts.items()}
+        if (
+            "blanks" in piece
+        ):  # language-model windows with blanks masked whole (tasks/lm/blanks.py)
+            out.append((piece["target"], {"blanks": piece["blanks"]}))
+            continue
         if "image" in piece:  # uint8 crops travel to the device; floats are made there
             cond = Cond(image=piece["image"].float() / 255)
         elif "label" in piece:

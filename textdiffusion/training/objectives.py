@@ -45,12 +45,23 @@ class DiffusionObjective:
         generator: torch.Generator | None = None,
         attention_mask: torch.Tensor | None = None,
         cond=None,
+        blanks: torch.Tensor | None = None,
     ) -> torch.Tensor:
+        """`blanks`: bool (B, L) positions masked whatever t (a language model's blanks, tasks/lm/blanks.py),
+        scored by their plain cross-entropy -log p(x_0^i | x_t): the conditional likelihood of a blank given its
+        context, not an ELBO term (whose weight w(t) would blow up at small t)."""
         t = self.process.sample_t(x0.shape[0], device=x0.device, generator=generator)
         xt = self.process.q_sample(x0, t, generator=generator)
+        if blanks is not None:
+            if not self.process.absorbing:
+                raise ValueError("blanks (--blank-rate) need the masked process (--process masked)")
+            xt = torch.where(blanks, self.process.mask_id, xt)
         output_mask = self.process.output_mask(xt) if self.sparse_logits else None
         logits = model(xt, t, cond=cond, attention_mask=attention_mask, output_mask=output_mask)
-        return masked_mean(self.terms(logits, x0, xt, t), attention_mask)
+        terms = self.terms(logits, x0, xt, t)
+        if blanks is not None:
+            terms = torch.where(blanks, self.process.cross_entropy(logits, x0, xt), terms)
+        return masked_mean(terms, attention_mask)
 
 
 class AutoregressiveObjective:

@@ -203,7 +203,7 @@ class Trainer(CheckpointState):
                     loss = self.objective(self.model, x0, generator=self.noise, **kwargs)
                 (loss / micro).backward()
             total += loss.detach() / micro
-            prefix = kwargs["cond"].prefix if kwargs else None
+            prefix = kwargs["cond"].prefix if kwargs.get("cond") is not None else None
             self.tokens_seen += x0.numel() + (prefix.numel() if prefix is not None else 0)
         if config.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(self.net.parameters(), config.grad_clip)

@@ -8,6 +8,7 @@ import logging
 from textdiffusion.config import LMConfig
 from textdiffusion.data import (
     BatchStream,
+    DataError,
     chunk_stream,
     pack_documents,
     read_documents,
@@ -21,6 +22,7 @@ from textdiffusion.tasks.base import (
     ensure_tokenizer,
     load_documents,
 )
+from textdiffusion.tasks.lm.blanks import BlankStream
 from textdiffusion.tasks.lm.generate import GenerationOutput, GenerationPipeline
 from textdiffusion.tasks.lm.infill import InfillOutput, InfillPipeline
 
@@ -36,7 +38,8 @@ class LMTask(Task):
     blocks = True
 
     def prepare(self, request: TaskRequest) -> TaskData:
-        """Tokenize and pack the training text into one stream; --valid, or its tail, for validation."""
+        """Tokenize and pack the training text into one stream; --valid, or its tail, for validation. With
+        --lm.blank-rate, a share of the training windows gets variable-length blanks (blanks.py)."""
         data = request.data
         documents = load_documents(data)
         tokenizer = ensure_tokenizer(documents, request)
@@ -52,12 +55,22 @@ class LMTask(Task):
         logger.info("%d training tokens, %d validation tokens", len(train), len(valid))
         windows = chunk_stream(valid, request.seq_len)[: request.eval_batches * request.batch_size]
         chars = len(tokenizer.decode(windows.reshape(-1).tolist())) if len(windows) else 0
+        config = request.config or LMConfig()
+        stream = BatchStream(train, seq_len=request.seq_len, seed=request.seed, **request.placement)
+        if config.blank_rate > 0:
+            if request.model.block_size:
+                raise DataError("--blank-rate trains whole-context models, not --block-size ones")
+            stream = BlankStream(
+                stream,
+                tokenizer=tokenizer,
+                blank_rate=config.blank_rate,
+                max_blank=config.max_blank,
+                mask_blanks=config.mask_blanks,
+            )
         return TaskData(
             tokenizer=tokenizer,
-            config=request.config or LMConfig(),
-            train=BatchStream(
-                train, seq_len=request.seq_len, seed=request.seed, **request.placement
-            ),
+            config=config,
+            train=stream,
             valid=ValidationSet(chars=chars, windows=windows),
         )
 
@@ -66,6 +79,7 @@ TASK = LMTask()
 
 __all__ = [
     "TASK",
+    "BlankStream",
     "GenerationOutput",
     "GenerationPipeline",
     "InfillOutput",
