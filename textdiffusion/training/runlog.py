@@ -135,6 +135,12 @@ def plot_curves(metrics: str | Path, png: str | Path) -> Path | None:
         ax.set_title(title, fontsize=10)
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
+    return save_figure(figure, png)
+
+
+def save_figure(figure, png: str | Path) -> Path:
+    """Write a matplotlib figure as PNG atomically (a temporary sibling, then a rename): a reader never sees half a
+    picture."""
     png = Path(png)
     tmp = png.with_name(f".{png.stem}.tmp-{os.getpid()}.png")
     figure.savefig(tmp, dpi=80)

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 from pathlib import Path
+
+from textdiffusion.training.runlog import save_figure
 
 logger = logging.getLogger(__name__)
 
@@ -76,8 +77,4 @@ def plot_study(study, png: str | Path) -> Path:
     values.xaxis.get_major_locator().set_params(integer=True)
     for ax in (values, curves, importance):
         ax.grid(alpha=0.3)
-    png = Path(png)
-    tmp = png.with_name(f".{png.stem}.tmp-{os.getpid()}.png")
-    figure.savefig(tmp, dpi=80)
-    os.replace(tmp, png)
-    return png
+    return save_figure(figure, png)
