@@ -3,11 +3,12 @@ caption`.
 
     apt-get install openclipart-svg librsvg2-bin
     python scripts/render_openclipart.py OUT [--source /usr/share/openclipart/svg] [--size 96]
-        [--limit N] [--jobs 2] [--overwrite] [--valid-fraction 0.2] [--seed 0]
+        [--limit N] [--jobs 2] [--no-fit] [--overwrite] [--valid-fraction 0.2] [--seed 0]
 
-Each SVG under SOURCE is drawn by `rsvg-convert` to fit a SIZE x SIZE box (aspect kept), laid on white and padded
-to a centred square: OUT/images/<path under SOURCE>.png (sub-folders kept, since 531 file names repeat within a
-category). OUT/train.tsv and OUT/valid.tsv (`file_name<TAB>caption`, paths relative to OUT) hold one row per
+Each SVG under SOURCE is drawn by `rsvg-convert` (`-w -h --keep-aspect-ratio`), cropped to what it draws and
+scaled to fill a SIZE x SIZE square less a 4% border (`--no-fit`: the SVG's whole page fills it), laid on white and
+centred: OUT/images/<path under SOURCE>.png (sub-folders kept, since 531 file names repeat within a category).
+OUT/train.tsv and OUT/valid.tsv (`file_name<TAB>caption`, paths relative to OUT) hold one row per
 rendered drawing; a drawing goes to valid.tsv when sha1("SEED:PATH") says so (`clipart.is_validation`), about
 VALID_FRACTION of them. Captions come from the drawing's title, file name and keywords (`clipart.make_caption`).
 OUT/README.md records the source, counts, split and licence. Drawings that cannot be read, fail or take over 20 s to
@@ -51,6 +52,9 @@ DEFAULT_SOURCE = "/usr/share/openclipart/svg"
 RENDER_TIMEOUT_S = 20.0
 # A rendering is blank when fewer than this fraction of its pixels differ from white by more than 8 levels.
 BLANK_FRACTION = 0.002
+FIT_MARGIN = 0.04  # border left around a fitted drawing, as a share of the side
+MAX_ZOOM = 16.0
+FIT_PASSES = 3  # renderings after the first, at most, to fit a drawing
 OUTPUTS = ("images", "train.tsv", "valid.tsv", "README.md")
 
 
@@ -63,34 +67,115 @@ class Rendered:
     status: str
 
 
-def render_svg(
-    rsvg: str, svg: Path, png: Path, *, size: int, timeout_s: float = RENDER_TIMEOUT_S
-) -> str:
-    """Draw `svg` into a white `size` x `size` PNG at `png`; "ok", or why it was not written ("render error",
-    "timeout", "blank image")."""
-    command = [rsvg, "-w", str(size), "-h", str(size), "--keep-aspect-ratio", "-f", "png", str(svg)]
+class RenderFailed(Exception):
+    """Why a drawing gave no image: "render error" or "timeout"."""
+
+
+def rsvg_render(rsvg: str, svg: Path, *, width: int, height: int, timeout_s: float) -> Image.Image:
+    """`svg` drawn by rsvg-convert to fit a `width` x `height` box (aspect kept), as RGBA."""
+    command = [
+        rsvg,
+        "-w",
+        str(width),
+        "-h",
+        str(height),
+        "--keep-aspect-ratio",
+        "-f",
+        "png",
+        str(svg),
+    ]
     try:
         done = subprocess.run(command, capture_output=True, timeout=timeout_s, check=False)
     except subprocess.TimeoutExpired:
-        return "timeout"
+        raise RenderFailed("timeout") from None
     if done.returncode != 0 or not done.stdout:
-        return "render error"
+        raise RenderFailed("render error")
     try:
         with Image.open(io.BytesIO(done.stdout)) as opened:
-            drawing = opened.convert("RGBA")
+            return opened.convert("RGBA")
     except (UnidentifiedImageError, OSError):
-        return "render error"
+        raise RenderFailed("render error") from None
+
+
+def on_white(drawing: Image.Image) -> Image.Image:
+    """An RGBA image laid on an opaque white one of its size (RGB)."""
+    flat = Image.new("RGB", drawing.size, "white")
+    flat.paste(drawing, (0, 0), mask=drawing)
+    return flat
+
+
+def ink_box(drawing: Image.Image) -> tuple[int, int, int, int] | None:
+    """(left, top, right, bottom) around the pixels that show on white (more than 8 levels off it), or None."""
+    ink = (255 - np.asarray(on_white(drawing), dtype=np.int16)).max(axis=2) > 8  # (H, W)
+    rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
+    if rows.size == 0:
+        return None
+    return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
+
+
+def render_svg(
+    rsvg: str,
+    svg: Path,
+    png: Path,
+    *,
+    size: int,
+    fit: bool = True,
+    timeout_s: float = RENDER_TIMEOUT_S,
+) -> str:
+    """Draw `svg` into a white `size` x `size` PNG at `png`; "ok", or why it was not written ("render error",
+    "timeout", "blank image").
+
+    Without `fit`, the SVG's page is fitted into the square. With it, the page is drawn once at `size` to find
+    where the drawing lies on it, then again (up to `FIT_PASSES` times, each from a closer look) at the scale (at
+    most `MAX_ZOOM` times) that makes the drawing itself fill the square less a `FIT_MARGIN` border: many drawings
+    cover a corner of a large Inkscape page.
+    """
+    deadline = time.monotonic() + timeout_s
+    drawing = rsvg_render(rsvg, svg, width=size, height=size, timeout_s=timeout_s)
     if max(drawing.size) > size:  # rsvg-convert fits the box; guard against a version that does not
         drawing.thumbnail((size, size), Image.LANCZOS)
-    square = Image.new("RGB", (size, size), "white")
+    if fit:
+        inner = size - 2 * max(1, round(size * FIT_MARGIN))
+        page, zoom = drawing.size, 1.0
+        # a box found at low resolution is a pixel too big or small: zoom again from a closer look
+        for _ in range(FIT_PASSES):
+            box = ink_box(drawing)
+            if box is None:
+                break
+            side = max(box[2] - box[0], box[3] - box[1])
+            new_zoom = min(zoom * inner / side, MAX_ZOOM)
+            if 0.95 * inner <= side <= inner or new_zoom == zoom:
+                break
+            zoom = new_zoom
+            drawing = rsvg_render(
+                rsvg,
+                svg,
+                width=max(1, round(page[0] * zoom)),
+                height=max(1, round(page[1] * zoom)),
+                timeout_s=max(deadline - time.monotonic(), 0.1),
+            )
+        box = ink_box(drawing)
+        if box is not None:
+            drawing = drawing.crop(box)
+            if max(drawing.size) > inner:
+                drawing.thumbnail((inner, inner), Image.LANCZOS)
+    square = Image.new("RGBA", (size, size), (255, 255, 255, 0))
     w, h = drawing.size
-    square.paste(drawing, ((size - w) // 2, (size - h) // 2), mask=drawing)
-    pixels = np.asarray(square, dtype=np.int16)
-    if ((255 - pixels).max(axis=2) > 8).mean() < BLANK_FRACTION:
+    square.paste(drawing, ((size - w) // 2, (size - h) // 2))
+    square = on_white(square)
+    if ((255 - np.asarray(square, dtype=np.int16)).max(axis=2) > 8).mean() < BLANK_FRACTION:
         return "blank image"
     png.parent.mkdir(parents=True, exist_ok=True)
     square.save(png, optimize=True)
     return "ok"
+
+
+def render_or_reason(rsvg: str, svg: Path, png: Path, **kwargs) -> str:
+    """`render_svg`, with a failed rendering's reason as its answer."""
+    try:
+        return render_svg(rsvg, svg, png, **kwargs)
+    except RenderFailed as failure:
+        return str(failure)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -104,6 +189,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--size", type=int, default=96, help="side of the square PNGs in pixels")
     parser.add_argument("--limit", type=int, default=None, help="render only the first N SVGs")
     parser.add_argument("--jobs", type=int, default=2, help="rsvg-convert processes at a time")
+    parser.add_argument(
+        "--no-fit",
+        dest="fit",
+        action="store_false",
+        help="fit the SVG's page into the square, not the drawing on it",
+    )
     parser.add_argument("--overwrite", action="store_true", help="replace an earlier run in OUT")
     parser.add_argument("--valid-fraction", type=float, default=0.2, help="share held out")
     parser.add_argument("--seed", type=int, default=0, help="seed of the train/valid split")
@@ -142,6 +233,12 @@ def write_table(path: Path, rows: list[tuple[str, str]]) -> None:
 def write_readme(
     path: Path, *, argv: list[str], args: argparse.Namespace, rsvg_version: str, counts: dict
 ) -> None:
+    framing = (
+        f"each drawing cropped to what it draws and scaled to fill {args.size} x {args.size} pixels less a "
+        f"{FIT_MARGIN:.0%} border (aspect kept)"
+        if args.fit
+        else f"each SVG page fitted into {args.size} x {args.size} pixels (aspect kept)"
+    )
     heads = ", ".join(f"{source} {n}" for source, n in counts["sources"].items())
     skipped = "\n".join(f"  - {reason}: {n}" for reason, n in sorted(counts["skipped"].items()))
     path.write_text(
@@ -152,8 +249,7 @@ def write_readme(
 - Licence: public domain (each drawing carries the Creative Commons Public Domain Dedication; treat it as CC0).
   No attribution is required; the authors are named in each SVG's metadata.
 - Made by `scripts/render_openclipart.py {" ".join(argv)}` with
-  {rsvg_version}: each drawing fitted into {args.size} x {args.size} pixels (aspect kept), laid on white and padded
-  to a centred square; `images/<path under the source>.png`.
+  {rsvg_version}: {framing}, laid on white and centred; `images/<path under the source>.png`.
 - Rendered: {counts["rendered"]} of {counts["considered"]} drawings considered; skipped:
 {skipped or "  - none"}
 - Split by file: a drawing is in `valid.tsv` when the first 8 bytes of sha1("{args.seed}:<relative SVG path>"),
@@ -206,7 +302,8 @@ def main(argv: list[str] | None = None) -> int:
     def render(item: tuple[Path, ClipartMeta]) -> Rendered:
         svg, meta = item
         image = "images/" + meta.path[: -len(".svg")] + ".png"
-        return Rendered(meta, image, render_svg(rsvg, svg, args.out / image, size=args.size))
+        status = render_or_reason(rsvg, svg, args.out / image, size=args.size, fit=args.fit)
+        return Rendered(meta, image, status)
 
     todo = [(svg, meta) for svg, meta in chosen if meta is not None]
     results: list[Rendered] = []

@@ -1,6 +1,6 @@
 """Open Clip Art captions (textdiffusion/tasks/caption/clipart.py) and scripts/render_openclipart.py, on a tiny
 library of SVGs written here, shaped like Debian's openclipart-svg (which the tests do not need): a drawing with a
-file-name title and noisy tags, one without metadata, one with nothing usable, one blank, one broken. Only the
+file-name title and noisy tags, one without metadata, one drawn in a corner of its page, one with nothing usable, one blank, one broken. Only the
 rendering test needs `rsvg-convert`."""
 
 from __future__ import annotations
@@ -70,6 +70,7 @@ LIBRARY = {
     "shapes/blue_square_02.svg": svg(
         body='<rect x="60" y="10" width="80" height="80" fill="blue"/>'
     ),
+    "shapes/corner_dot.svg": svg(body='<rect x="0" y="0" width="20" height="20" fill="#00a000"/>'),
     "special/x_01.svg": svg(title="", tags=("hash", "svg"), body=RED_DISC),
     "unsorted/empty_page.svg": svg(title="Empty page", tags=("unsorted",), body=""),
     "signs_and_symbols/broken.svg": '<svg xmlns="http://www.w3.org/2000/svg"><rect width="1"',
@@ -222,7 +223,7 @@ def test_script_renders_tables_and_counts_skips(library: Path, tmp_path: Path, c
     out = tmp_path / "out"
     assert script.main([str(out), "--source", str(library), "--size", "32", "--jobs", "2"]) == 0
     report = capsys.readouterr().err
-    assert "rendered 3 of 5 drawings" in report
+    assert "rendered 4 of 6 drawings" in report
     assert "blank image 1" in report and "unreadable SVG 1" in report
     assert "1 fell back to the category" in report
 
@@ -232,6 +233,7 @@ def test_script_renders_tables_and_counts_skips(library: Path, tmp_path: Path, c
     assert rows == {
         "images/food/fruit/RedApple_jane_doe_01.png": "red apple, fruit, food, harvest",
         "images/shapes/blue_square_02.png": "blue square",
+        "images/shapes/corner_dot.png": "corner dot",
         "images/special/x_01.png": "special",
     }
     for image, _ in valid[1:]:
@@ -245,19 +247,28 @@ def test_script_renders_tables_and_counts_skips(library: Path, tmp_path: Path, c
     assert tuple(apple[16, 16]) == (208, 0, 0)  # the red disc, centred
     square = np.asarray(Image.open(out / "images/shapes/blue_square_02.png"))
     assert tuple(square[16, 16]) == (0, 0, 255)
+    # fitted: the drawing, not its page, fills the square less a 1-pixel border
+    dot = np.asarray(Image.open(out / "images/shapes/corner_dot.png"))
+    assert tuple(dot[1, 1]) == tuple(dot[-2, -2]) == (0, 160, 0)
+    assert tuple(dot[0, 0]) == (255, 255, 255)
     assert not (out / "images/unsorted/empty_page.png").exists()
     readme = (out / "README.md").read_text()
     assert "public domain" in readme and "sha1" in readme and "unreadable SVG: 1" in readme
 
-    # the split is by file: fewer files give the same side for the files kept
     with pytest.raises(SystemExit):
         script.main([str(out), "--source", str(library)])
+    assert script.main([str(out), "--source", str(library), "--size", "32", "--no-fit",
+                        "--overwrite"]) == 0  # fmt: skip
+    page = np.asarray(Image.open(out / "images/shapes/corner_dot.png"))
+    assert tuple(page[16, 16]) == (255, 255, 255) and tuple(page[9, 1]) == (0, 160, 0)
+
+    # the split is by file: fewer files give the same side for the files kept
     for fraction in ("0.5", "0.9"):
         assert script.main([str(out), "--source", str(library), "--overwrite",
-                            "--valid-fraction", fraction, "--seed", "3", "--limit", "4"]) == 0  # fmt: skip
+                            "--valid-fraction", fraction, "--seed", "3", "--limit", "5"]) == 0  # fmt: skip
         held = {row[0] for row in read_table(out / "valid.tsv")[1:]}
         kept = {row[0] for row in read_table(out / "train.tsv")[1:]} | held
-        assert kept == set(rows)  # --limit 4: the broken SVG is among them, the blank one is not
+        assert kept == set(rows)  # --limit 5: the broken SVG is among them, the blank one is not
         for image in kept:
             path = image[len("images/") : -len(".png")] + ".svg"
             assert (image in held) == is_validation(path, seed=3, valid_fraction=float(fraction))
