@@ -338,19 +338,16 @@ def test_captioning_scores_the_baselines_and_a_model(tmp_path):
     from textdiffusion.config import DataConfig, ModelConfig, TrainConfig
     from textdiffusion.training import train
 
-    # two tables with paths relative to one image folder, as COCO's (train2017/..., val2017/...)
-    tables = {}
-    for name, n, seed, copies in (("train", 6, 0, 1), ("test", 3, 1, 5)):
+    # the tables scripts/caption_data.py writes: absolute image paths, five captions per validation photo
+    data = tmp_path / "data"
+    data.mkdir()
+    for name, n, seed, copies in (("train_photos", 6, 0, 1), ("valid_coco_tiny", 3, 1, 5)):
         rows = make_shapes(tmp_path / name, n, seed=seed).read_text().splitlines()
-        body = [
-            f"{name}/{row}" for row in rows[1:] for _ in range(copies)
-        ]  # five captions per test image
-        tables[name] = tmp_path / f"{name}.tsv"
-        tables[name].write_text("\n".join([rows[0], *body]) + "\n")
-    train_table = tables["train"]
+        body = [f"{tmp_path / name}/{row}" for row in rows[1:] for _ in range(copies)]
+        (data / f"{name}.tsv").write_text("\n".join([rows[0], *body]) + "\n")
     model = tmp_path / "model"
     train(
-        DataConfig(data=(str(train_table),), valid_fraction=0.0),
+        DataConfig(data=(str(data / "train_photos.tsv"),), valid_fraction=0.0),
         TrainConfig(steps=2, batch_size=4, eval_every=0, device="cpu"),
         out=model,
         task="caption",
@@ -360,26 +357,28 @@ def test_captioning_scores_the_baselines_and_a_model(tmp_path):
     out = tmp_path / "captioning.json"
     args = captioning.CaptionArgs(
         model=str(model),
-        train=str(train_table),
-        test=str(tables["test"]),
-        image_root=str(tmp_path),
-        steps=(2,),
+        data=str(data),
+        steps=2,
+        candidates=3,
         examples=2,
         device="cpu",
         threads=1,
         json=str(out),
         readme=False,
     )
-    data = captioning.main(args)
-    constant, nearest, described = data["rows"]
-    assert constant["case"] == "one caption for every image" and constant["example"].startswith(
-        "a "
-    )
-    assert nearest["case"] == "nearest training image's caption" and math.isfinite(nearest["chrf"])
-    assert described["steps"] == 2 and "error" not in described and len(described["examples"]) == 2
-    assert described["images_per_s"] > 0
+    rows = captioning.main(args)["rows"]
+    assert [r["case"] for r in rows] == [
+        "one caption for every image",
+        "nearest image's caption (pixels)",
+        "nearest image's caption (encoder)",
+        "model, one sample",
+        "model, consensus of 3",
+    ]
+    assert all(r["set"] == "coco_tiny" and "error" not in r for r in rows)
+    assert rows[0]["examples"][0]["caption"].startswith("a ")
+    assert all(math.isfinite(r["chrf"]) for r in rows) and rows[-1]["images_per_s"] > 0
     table = captioning.render(json.loads(out.read_text()))
-    assert "| one caption for every image |" in table and "| model, 2 steps |" in table
+    assert "**coco_tiny**" in table and "| model, consensus of 3 |" in table
 
 
 def test_attribute_style_scores_the_copy_baseline_and_a_model(tmp_path):

@@ -51,6 +51,8 @@ class TrainArgs:
     """--task caption: side of the image patches (one encoder token each)."""
     image_layers: int = 2
     """--task caption: blocks of the image encoder."""
+    image_stem: Literal["patch", "conv"] = "patch"
+    """--task caption: patch tokens from one strided convolution (patch) or a stack of stride-2 3x3 ones (conv)."""
     process: ProcessName = "masked"
     """Forward process: masked (absorbing), uniform (random-token noise) or gaussian (Gaussian noise on analog-bit
     codes of the tokens); the last two make the network time-conditioned and sample with the ancestral sampler."""
@@ -95,6 +97,7 @@ def run_settings(args: TrainArgs) -> dict:
             image_size=args.image_size or 64,
             patch_size=args.patch_size,
             image_layers=args.image_layers,
+            image_stem=args.image_stem,
         )
     try:
         model = ModelConfig(

@@ -57,6 +57,10 @@ class ModelConfig:
     """Side of the square image patches, each one encoder token."""
     image_layers: int = 2
     """Transformer blocks of the image encoder."""
+    image_stem: Literal["patch", "conv"] = "patch"
+    """How the image encoder makes its patch tokens: one strided convolution of patch_size (a ViT's patch
+    embedding), or log2(patch_size) stride-2 3x3 convolutions (a convolutional stem, Xiao et al. 2021: the locality
+    prior that small training sets need; patch_size must then be a power of two)."""
     fp32_residual: bool = False
     """Keep the residual stream in float32 under autocast (mixed precision). By default it runs in the autocast
     dtype (bf16), as Megatron-LM does by default: that halves the bytes of the norms and residual adds, and made the
@@ -125,6 +129,11 @@ class ModelConfig:
             )
             _check(
                 self.image_layers > 0, f"--image-layers must be positive, got {self.image_layers}"
+            )
+            _check(
+                self.image_stem == "patch"
+                or (self.patch_size >= 2 and self.patch_size & (self.patch_size - 1) == 0),
+                f"--image-stem conv needs a power-of-two --patch-size of at least 2, got {self.patch_size}",
             )
         _check(self.block_size >= 0, f"--block-size must be >= 0, got {self.block_size}")
         if self.block_size:

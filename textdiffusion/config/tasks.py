@@ -120,12 +120,15 @@ class StyleConfig:
 
 @dataclasses.dataclass
 class CaptionConfig:
-    """Captioning: caption positions (the longest training caption's tokens; shorter ones end in learnt PADs)."""
+    """Captioning: caption positions (the longest training caption's tokens; shorter ones end in learnt PADs) and
+    the captions sampled per image, of which the pipeline returns the consensus (minimum Bayes risk under chrF)."""
 
     length: int = 0
+    candidates: int = 1
 
     def __post_init__(self) -> None:
         _check(self.length >= 0, f"caption length must be >= 0, got {self.length}")
+        _check(self.candidates >= 1, f"--candidates must be at least 1, got {self.candidates}")
 
 
 TASK_CONFIGS: dict[str, type] = {

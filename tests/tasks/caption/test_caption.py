@@ -144,6 +144,14 @@ def test_the_network_reads_the_image_through_cross_attention():
 
     with pytest.raises(ConfigError, match="multiple of --patch-size"):
         ModelConfig(image_size=20, patch_size=8)
+    # the convolutional stem makes as many patch tokens as the patch convolution
+    conv = DiffusionTransformer(
+        ModelConfig(vocab_size=40, n_layers=1, n_heads=2, dim=32, image_size=16, image_stem="conv")
+    )
+    assert conv.encode_image(images).shape == (2, 4, 32)
+    assert sum(isinstance(m, torch.nn.Conv2d) for m in conv.image_encoder.patch.modules()) == 3
+    with pytest.raises(ConfigError, match="power-of-two --patch-size of at least 2"):
+        ModelConfig(image_size=18, patch_size=6, image_stem="conv")
 
 
 def test_captioning_learns_to_read_the_image(caption_dir):
@@ -152,7 +160,7 @@ def test_captioning_learns_to_read_the_image(caption_dir):
     from PIL import Image
 
     from textdiffusion.checkpoint import read_config
-    from textdiffusion.pipelines import CaptionPipeline
+    from textdiffusion.pipelines import CaptionPipeline, InputError
 
     out, result, root = caption_dir
     assert (
@@ -171,6 +179,15 @@ def test_captioning_learns_to_read_the_image(caption_dir):
     # a PIL image, or pixels, give the caption of the file
     assert pipe(Image.open(paths[0])).texts == result.texts[:1]
     assert pipe(pipe.pixels([paths[0]])).texts == result.texts[:1]
+    # several sampled captions per image, the consensus returned
+    from textdiffusion.evaluation.overlap import consensus
+
+    several = pipe(paths[:4], candidates=3, temperature=1.0, batch_size=5)
+    assert [len(c) for c in several.candidates] == [3] * 4 and several.ids.shape[0] == 4
+    assert several.texts == [c[consensus(c)] for c in several.candidates]
+    assert colour_accuracy(several.texts, captions[:4]) >= 0.75
+    with pytest.raises(InputError, match="candidates must be at least 1"):
+        pipe(paths[:1], candidates=0)
 
 
 def test_caption_pipeline_refuses_bad_input(caption_dir, trained_dir, tmp_path):
@@ -225,6 +242,26 @@ def test_caption_command_and_resume(caption_dir, tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["caption", "--model", str(out)])
     assert "give one or more image files" in capsys.readouterr().err
+    # what cannot be read gets one line each; every readable image is still captioned
+    from PIL import Image
+
+    (tmp_path / "notes.jpg").write_text("not a picture")
+    Image.new("CMYK", (30, 20), (0, 255, 0, 0)).save(tmp_path / "cmyk.jpg")
+    Image.new("LA", (1, 1)).save(tmp_path / "dot.png")
+    Image.new("P", (3000, 20)).save(tmp_path / "wide.png")
+    given = [images[0], str(tmp_path / "notes.jpg"), str(tmp_path), str(tmp_path / "gone.png")]
+    given += [str(tmp_path / name) for name in ("cmyk.jpg", "dot.png", "wide.png")]
+    with pytest.raises(SystemExit) as exit_info:
+        main(["caption", "--model", str(out), *given])
+    assert exit_info.value.code == 1
+    captured = capsys.readouterr()
+    assert [line.split("\t")[0] for line in captured.out.splitlines()] == [given[0], *given[4:]]
+    errors = captured.err.splitlines()
+    assert len(errors) == 3 and "cannot read the image" in errors[0]
+    assert "is a folder, not an image" in errors[1] and "does not exist" in errors[2]
+    with pytest.raises(SystemExit):
+        main(["caption", "--model", str(out), str(tmp_path / "gone.png")])
+    assert "none of the 1 image(s) could be read" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["train", "--out", str(tmp_path / "x"), "--data", "a.txt", "--image-size", "32"])
     assert "--image-size is for --task caption" in capsys.readouterr().err

@@ -91,27 +91,65 @@ def read_captions(
     return pairs
 
 
+MAX_PIXELS = 1_000_000_000
+"""The largest image read (width x height); Pillow's own guard (about 179M pixels) is lifted up to this."""
+
+
+def _open_rgb(image: Any, side: int):
+    """A PIL RGB image of a file path or a PIL image; transparency composited on white, JPEGs decoded at a reduced
+    scale when much larger than `side` (Pillow's draft mode)."""
+    from PIL import Image
+
+    if isinstance(image, (str, Path)):
+        path = Path(image)
+        if path.is_dir():
+            raise DataError(f"{path} is a folder, not an image (give its files, e.g. {path}/*.jpg)")
+        if not path.is_file():
+            raise DataError(f"image file {path} does not exist")
+        guard, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, MAX_PIXELS
+        try:
+            with Image.open(path) as opened:
+                opened.draft("RGB", (side, side))  # JPEG only: decode at 1/2, 1/4 or 1/8 scale
+                return _rgb(opened)  # reads the whole file, so it can be closed
+        finally:
+            Image.MAX_IMAGE_PIXELS = guard
+    if not isinstance(image, Image.Image):
+        raise DataError(f"an image is a file path or a PIL image, got {type(image).__name__}")
+    return _rgb(image)
+
+
+def _rgb(picture):
+    from PIL import Image
+
+    if picture.mode in ("RGBA", "LA", "PA") or "transparency" in picture.info:
+        rgba = picture.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(white, rgba).convert("RGB")
+    return picture.convert("RGB")  # grayscale, palette, CMYK, 16-bit...
+
+
 def load_image(image: Any, size: int) -> np.ndarray:
-    """uint8 (3, size + margin, size + margin) RGB of an image file path or a PIL image."""
+    """uint8 (3, size + margin, size + margin) RGB of an image file path or a PIL image (any mode: grayscale,
+    palette, CMYK, transparency on white; from 1 pixel to `MAX_PIXELS`)."""
     from PIL import Image, UnidentifiedImageError
 
     side = size + margin(size)
     try:
-        if isinstance(image, (str, Path)):
-            with Image.open(image) as opened:
-                picture = opened.convert("RGB")  # reads the whole file, so it can be closed
-        else:
-            picture = image.convert("RGB")
-    except (UnidentifiedImageError, OSError) as exc:
-        raise DataError(f"cannot read the image {image}: {exc}") from None
-    except AttributeError:
+        picture = _open_rgb(image, side)
+    except DataError:
+        raise
+    except Image.DecompressionBombError:
         raise DataError(
-            f"an image is a file path or a PIL image, got {type(image).__name__}"
+            f"the image {image} is too large to read (more than {MAX_PIXELS:,} pixels)"
         ) from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+        raise DataError(f"cannot read the image {image}: {exc}") from None
     w, h = picture.size
     scale = side / min(w, h)
     picture = picture.resize(
-        (max(side, round(w * scale)), max(side, round(h * scale))), Image.BICUBIC
+        (max(side, round(w * scale)), max(side, round(h * scale))),
+        Image.BICUBIC,
+        reducing_gap=3.0,  # big images: a cheap box reduction first, then bicubic
     )
     w, h = picture.size
     left, top = (w - side) // 2, (h - side) // 2

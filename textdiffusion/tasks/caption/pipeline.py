@@ -2,7 +2,9 @@
 (`textdiffusion train --task caption --data captions.tsv --image-size 64`).
 
 The image is encoded once; every refinement step of the sampler reads its features through cross-attention. The
-caption is generated from all-masked positions (the model's caption length); trailing PADs end it.
+caption is generated from all-masked positions (the model's caption length); trailing PADs end it. With
+`candidates` N > 1, N captions are sampled per image and the consensus is returned: the one with the highest mean
+chrF against the other N - 1 (minimum Bayes risk decoding; evaluation/overlap.py).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import numpy as np
 import torch
 
 from textdiffusion.data.corpus import DataError
+from textdiffusion.evaluation.overlap import consensus
 from textdiffusion.networks import Cond
 from textdiffusion.tasks.caption.images import center_crop, load_image
 from textdiffusion.tasks.pipeline import DiffusionPipeline, InputError
@@ -27,9 +30,11 @@ class CaptionOutput:
     texts: list[str]
     """One caption per image, in the order given."""
     ids: torch.Tensor
-    """int64 (N, length) generated ids, PADs included."""
+    """int64 (N, length) generated ids of the returned captions, PADs included."""
     seconds: float
     network_calls: int
+    candidates: list[list[str]] = dataclasses.field(default_factory=list)
+    """Every caption sampled for each image (one each unless `candidates` > 1)."""
 
 
 class CaptionPipeline(DiffusionPipeline):
@@ -76,16 +81,21 @@ class CaptionPipeline(DiffusionPipeline):
         images: Any,
         *,
         batch_size: int = 16,
+        candidates: int | None = None,
         seed: int | None = 0,
         callback: Callable | None = None,
         progress: Callable[[int, int], None] | None = None,
         **sampling,
     ) -> CaptionOutput:
-        """Caption each image (a path, a PIL image, a list of them, or float (N, 3, S, S) pixels). `sampling`:
-        steps, sampler, temperature, top_p, threshold (None: the model's saved defaults)."""
+        """Caption each image (a path, a PIL image, a list of them, or float (N, 3, S, S) pixels): `candidates`
+        captions sampled (None: the model's saved number), the consensus returned. `sampling`: steps, sampler,
+        temperature, top_p, threshold (None: the model's saved defaults). `batch_size` counts sampled captions."""
         if batch_size < 1:
             raise InputError(f"batch_size must be at least 1, got {batch_size}")
-        pixels = self.pixels(images)
+        n = self.config.task_config.candidates if candidates is None else candidates
+        if n < 1:
+            raise InputError(f"candidates must be at least 1, got {n}")
+        pixels = self.pixels(images).repeat_interleave(n, dim=0)
         generator = self.generator(seed)
         start = time.perf_counter()
         ids, calls = [], 0
@@ -102,13 +112,19 @@ class CaptionPipeline(DiffusionPipeline):
             ids.append(out.ids.cpu())
             calls += out.network_calls
             if progress is not None:
-                progress(min(first + batch_size, len(pixels)), len(pixels))
+                progress(min(first + batch_size, len(pixels)) // n, len(pixels) // n)  # images
         ids = torch.cat(ids)
         pad = self.tokenizer.pad_id
-        texts = []
+        sampled = []
         for row in ids.tolist():
             row = row[: row.index(pad)] if pad in row else row
-            texts.append(self.tokenizer.decode(row).strip())
+            sampled.append(self.tokenizer.decode(row).strip())
+        groups = [sampled[i : i + n] for i in range(0, len(sampled), n)]
+        picks = [i * n + consensus(group) for i, group in enumerate(groups)]
         return CaptionOutput(
-            texts=texts, ids=ids, seconds=time.perf_counter() - start, network_calls=calls
+            texts=[sampled[i] for i in picks],
+            ids=ids[picks],
+            candidates=groups,
+            seconds=time.perf_counter() - start,
+            network_calls=calls,
         )
