@@ -426,20 +426,38 @@ def test_attribute_style_scores_the_copy_baseline_and_a_model(tmp_path):
         limit=4,
         guidance=(2.0,),
         examples=2,
+        gammas=(2.0, 5.0),
         device="cpu",
         threads=1,
         json=str(out),
         readme=False,
     )
     data = attribute_style.main(args)
-    assert data["classifier"]["dev_accuracy"] == 1.0  # the dev sentences are the training pool's
-    copy, moved = data["rows"]
+    # the dev sentences are the training pool's
+    assert data["judge"]["dev_accuracy"] == 1.0 and data["classifier"]["dev_accuracy"] == 1.0
+    # gamma 5 finds no marker ((3 + 1) / (0 + 1) < 5) and keeps every line; gamma 2 swaps the adjective
+    sweep = {(r["rule"], r["gamma"]): r for r in data["swap_dev"]}
+    assert sweep["context", 5.0]["markers"] == [0, 0] and sweep["context", 5.0]["accuracy"] == 0.0
+    assert sweep["context", 2.0]["markers"] == [2, 2] and sweep["context", 2.0]["accuracy"] == 100.0
+    copy, swap, moved = data["rows"]
     assert (
         copy["case"] == "copy the source"
         and copy["accuracy"] == 0.0
         and copy["self_bleu"] == pytest.approx(100.0)
     )
+    assert swap["gamma"] == 2.0 and swap["accuracy"] == 100.0
+    assert swap["directions"]["negative → positive"]["accuracy"] == 100.0
+    assert swap["examples"][0] == {
+        "source": "the soup was cold .",
+        "output": "the soup was great .",  # cold and great share their neighbours; great < nice
+        "reference": "the soup was great .",
+    }
     assert moved["guidance"] == 2.0 and "error" not in moved and len(moved["examples"]) == 2
     assert 0.0 <= moved["accuracy"] <= 100.0 and moved["sentences_per_s"] > 0
+    assert set(moved["directions"]) == {"negative → positive", "positive → negative"}
     table = attribute_style.render(json.loads(out.read_text()))
-    assert "| copy the source |" in table and "| model, guidance 2 |" in table
+    assert (
+        "| copy the source | both |" in table
+        and "| model, guidance 2 | negative → positive |" in table
+    )
+    assert "| word swap (context, gamma 2) | positive → negative |" in table
