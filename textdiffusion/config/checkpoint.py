@@ -7,6 +7,7 @@ folders, converted ones) builds the same object.
 from __future__ import annotations
 
 import dataclasses
+import json
 from typing import Any
 
 from textdiffusion import __version__
@@ -36,9 +37,15 @@ class CheckpointConfig:
     """The task's typed settings: the dataclass `config.TASK_CONFIGS[task]`."""
     format_version: int = FORMAT_VERSION
     textdiffusion_version: str = __version__
+    text_form: dict[str, Any] | None = None
+    """How the training text was written (lower-cased, tokenised: `data.textform.TextForm`, read by
+    `data.textform.read_form`); None, and absent from config.json: the model takes text as typed."""
 
     def to_dict(self) -> dict[str, Any]:
-        return config_to_dict(self)
+        data = config_to_dict(self)
+        if data["text_form"] is None:  # models without a form keep the config.json they always had
+            del data["text_form"]
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], *, where: str = CONFIG_NAME) -> CheckpointConfig:
@@ -49,6 +56,11 @@ class CheckpointConfig:
             raise ConfigError(f"{where}: unknown key(s) {unknown}; known keys: {sorted(top)}")
         if "model" not in data:
             raise ConfigError(f"{where}: missing the 'model' section")
+        text_form = data.get("text_form")
+        if text_form is not None and not isinstance(text_form, dict):
+            raise ConfigError(
+                f"{where}: text_form must be an object or null, got {json.dumps(text_form)}"
+            )
         task = data.get("task", "generate")
         if task not in TASK_CONFIGS:
             raise ConfigError(
@@ -69,6 +81,7 @@ class CheckpointConfig:
             ),
             format_version=FORMAT_VERSION,
             textdiffusion_version=data.get("textdiffusion_version", __version__),
+            text_form=text_form,
         )
 
 

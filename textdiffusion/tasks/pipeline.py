@@ -17,6 +17,7 @@ from torch import nn
 
 from textdiffusion.checkpoint import CheckpointConfig, Pretrained, load_pretrained, save_pretrained
 from textdiffusion.data.seq2seq import pad_pairs
+from textdiffusion.data.textform import TextForm, read_form
 from textdiffusion.data.tokenizers import Tokenizer
 from textdiffusion.networks import Cond
 from textdiffusion.samplers import SAMPLER_OPTIONS, get_sampler
@@ -99,6 +100,10 @@ class DiffusionPipeline:
         )
         self.suppressed = sorted(never)
         self.denoiser = SuppressTokens(self.model, self.suppressed)
+        # how the training text was written (lower-cased, tokenised); None: text goes in and out as typed
+        self.text_form: TextForm | None = read_form(
+            self.config.to_dict(), where=f"{pretrained.path}/config.json"
+        )
 
     def _allowed_specials(self) -> set[int]:
         return set()

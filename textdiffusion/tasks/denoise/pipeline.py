@@ -3,7 +3,10 @@ clean text is generated from all-masked target positions (followed by learnt PAD
 
 Lines are corrected independently, long ones in pieces at whitespace; what the model cannot handle is returned
 unchanged, never dropped: empty lines, leading and trailing whitespace, pieces with characters the tokenizer never
-saw (non-English text, stray bytes), and outputs that are not a plausible edit of the input.
+saw (non-English text, stray bytes), and outputs that are not a plausible edit of the input. A model whose
+config.json records the form of its training text (`text_form`: lower-cased, tokenised) corrects each line in that
+form, and the correction is restored to the line's casing and spacing (`textdiffusion.data.textform`); the lexicon
+path corrects words and keeps their casing itself.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import torch
 
 from textdiffusion.config import DenoiseConfig
 from textdiffusion.data.seq2seq import chunk_text, pad_pairs
+from textdiffusion.data.textform import normalise, restore
 from textdiffusion.networks import Cond
 from textdiffusion.tasks.denoise.lexicon import Lexicon, recase
 from textdiffusion.tasks.denoise.pairs import WORD_SAMPLING_POWER, target_length
@@ -295,6 +299,10 @@ class DenoisePipeline(DiffusionPipeline):
             outputs, calls = self._correct_unknown_words(
                 texts, lexicon, seed=seed or 0, progress=progress
             )
+        elif self.text_form is not None:
+            outputs, calls = self._correct_normalised(
+                texts, batch_size=batch_size, seed=seed, progress=progress, **sampling
+            )
         else:
             outputs, calls = self._correct_lines(
                 texts, batch_size=batch_size, seed=seed, progress=progress, **sampling
@@ -340,6 +348,23 @@ class DenoisePipeline(DiffusionPipeline):
             lines = ["".join(table[p] if fix else p for p, fix in line) for line in plan]
             outputs.append("\n".join(lines))
         return outputs, calls
+
+    def _correct_normalised(
+        self, texts: list[str], *, batch_size: int, seed: int | None, progress, **sampling
+    ) -> tuple[list[str], int]:
+        """`_correct_lines` for a model of normalised text (`self.text_form`): each line is corrected in the
+        training form and restored to the casing and spacing it was typed with."""
+        lines = [line for text in texts for line in text.split("\n")]
+        pairs = [normalise(line, self.text_form) for line in lines]
+        fixed, calls = self._correct_lines(
+            [model for model, _ in pairs],
+            batch_size=batch_size,
+            seed=seed,
+            progress=progress,
+            **sampling,
+        )
+        restored = iter(restore(out, info) for out, (_, info) in zip(fixed, pairs))
+        return ["\n".join(next(restored) for _ in text.split("\n")) for text in texts], calls
 
     def correct_sentences(self, lines: list[str], **kwargs) -> list[str]:
         return self(lines, **kwargs).texts

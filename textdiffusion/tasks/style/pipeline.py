@@ -12,6 +12,10 @@
 
 Each line of a text is rewritten on its own; empty lines stay empty, a line too long for the model's context is
 rewritten in pieces cut at spaces, and a line with characters the model never saw is left as it is (with a warning).
+A model whose config.json records the form of its training text (`text_form`: lower-cased, tokenised, as the Yelp
+sentences are) reads each line in that form, and its rewrite is brought back to the line's casing and spacing
+(`textdiffusion.data.textform`): "The food was cold!" is rewritten as "the food was cold !" and comes back as
+"The food was great!".
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from collections.abc import Callable, Sequence
 import torch
 
 from textdiffusion.data.seq2seq import chunk_text
+from textdiffusion.data.textform import normalise, restore
 from textdiffusion.networks import Cond
 from textdiffusion.tasks.pipeline import DiffusionPipeline, InputError, tokenizer_coverage
 from textdiffusion.tasks.style.pairs import LengthRule, growth
@@ -109,13 +114,23 @@ class StylePipeline(DiffusionPipeline):
             raise InputError("texts must be strings")
         if batch_size < 1:
             raise InputError(f"batch_size must be at least 1, got {batch_size}")
-        lines = [line.strip() for text in texts for line in text.split("\n")]
+        typed = [line.strip() for text in texts for line in text.split("\n")]
+        # a model of normalised text (lower-cased, tokenised) reads each line in that form; restored on the way out
+        forms = {}
+        if self.text_form is not None:
+            forms = {line: normalise(line, self.text_form) for line in dict.fromkeys(typed) if line}
+        lines = [forms[line][0] if line in forms else line for line in typed]
         usable, warnings = [], []  # distinct non-empty lines, each encoded once
-        for line in dict.fromkeys(line for line in lines if line):
+        first_typed: dict[str, str] = {}
+        for line, shown in zip(lines, typed):
+            first_typed.setdefault(line, shown)
+        for line, shown in first_typed.items():
+            if not line:
+                continue
             unknown = tokenizer_coverage(self.tokenizer, line)
             if unknown:  # left as it is, not dropped: one odd line must not fail a whole file
                 warnings.append(
-                    f"left unchanged (characters the model never saw, {''.join(unknown)!r}): {line!r}"
+                    f"left unchanged (characters the model never saw, {''.join(unknown)!r}): {shown!r}"
                 )
             else:
                 usable.append(line)
@@ -154,6 +169,11 @@ class StylePipeline(DiffusionPipeline):
             " ".join(table[piece] for piece in plans[line]) if line in plans else line
             for line in lines
         ]
+        if forms:  # lines left unchanged come back as typed
+            rewritten = [
+                restore(out, forms[line][1]) if model in plans else line
+                for line, model, out in zip(typed, lines, rewritten)
+            ]
         texts_out, position = [], 0
         for text in texts:
             n = text.count("\n") + 1
