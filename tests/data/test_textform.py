@@ -307,3 +307,32 @@ def test_denoise_pipeline_corrects_in_the_training_form(denoiser_dirs):
     fixed = plain([model for model, _ in pairs], seed=1).texts
     restored = [restore(out, info) for out, (_, info) in zip(fixed, pairs)]
     assert formed(typed, seed=1).texts == [restored[0], "\n".join(restored[1:])]
+
+
+def test_a_style_model_records_the_form_of_its_training_text(tmp_path):
+    """Trained on lower-cased tokenised lines, the model's config.json says so; on text as typed, nothing."""
+    from textdiffusion.checkpoint import read_config
+    from textdiffusion.config import DataConfig, ModelConfig, TrainConfig
+    from textdiffusion.training import train
+
+    lines = {
+        "neg": ["the soup was cold .", "i do n't like it !", "the staff was rude ."],
+        "pos": ["the soup was great .", "i love it !", "the staff was nice ."],
+    }
+    typed = {"neg": ["The soup was cold.", "I don't like it!"], "pos": ["Great soup.", "I love it!"]}
+    for name, texts in (("tokenised", lines), ("typed", typed)):
+        files = []
+        for label, rows in texts.items():
+            files.append(tmp_path / f"{name}.{label}")
+            files[-1].write_text("\n".join(rows * 4) + "\n")
+        train(
+            DataConfig(data=tuple(map(str, files)), labels=("negative", "positive")),
+            TrainConfig(steps=1, batch_size=2, eval_every=0, device="cpu"),
+            out=tmp_path / name,
+            task="style",
+            model=ModelConfig(n_layers=1, n_heads=2, dim=32, max_len=64),
+            progress=False,
+        )
+    form = read_config(tmp_path / "tokenised").text_form
+    assert form["lower"] and form["tokenized"] == "ptb" and form["final_stop"]
+    assert read_config(tmp_path / "typed").text_form is None

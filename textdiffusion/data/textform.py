@@ -503,3 +503,13 @@ def detect_form(lines: Iterable[str], *, lower_share: float = 0.02) -> TextForm:
         numbers=placeholder if words[placeholder] > numbers else None,
         final_stop=tokenized != "none" and final >= 0.9 * len(lines),
     )
+
+
+def recorded_form(lines: Iterable[str]) -> dict[str, Any] | None:
+    """The config.json `text_form` entry of a model trained on `lines`: their detected form, or None when the text
+    is used as typed (no entry; nothing to normalise)."""
+    lines = [line for line in lines if line.strip()]
+    if not lines:
+        return None
+    form = detect_form(lines)
+    return None if form.identity else form.to_dict()

@@ -93,6 +93,8 @@ class TaskData:
     valid: ValidationSet
     n_labels: int = 0
     """Class labels the network embeds (attribute transfer)."""
+    text_form: dict | None = None
+    """The form of the model's input text (data/textform.py, `recorded_form`), when it is not text as typed."""
 
 
 class Task:

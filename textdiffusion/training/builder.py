@@ -148,6 +148,7 @@ def build_parts(
             objective=config.objective,
             task=task,
             task_config=made.config,
+            text_form=made.text_form,
         )
     else:
         grows = init is not None and ckpt.model.n_labels == 0  # fine-tuning may add the labels
@@ -156,7 +157,7 @@ def build_parts(
                 f"the model has {ckpt.model.n_labels} labels, and --labels gives {made.n_labels}"
             )
         # fine-tuning records this run's task settings (noise rates, length rule), not the original's
-        ckpt = dataclasses.replace(ckpt, task_config=made.config)
+        ckpt = dataclasses.replace(ckpt, task_config=made.config, text_form=made.text_form)
         if init is not None:
             ckpt = finetune_config(ckpt, config, n_labels=made.n_labels)
     if ckpt.objective != config.objective:

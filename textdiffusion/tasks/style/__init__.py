@@ -8,6 +8,7 @@ import logging
 
 from textdiffusion.config import StyleConfig
 from textdiffusion.data import DataError, read_documents, read_line_pairs
+from textdiffusion.data.textform import recorded_form
 from textdiffusion.evaluation.overlap import bleu, chrf
 from textdiffusion.tasks.base import (
     SEQ2SEQ_SAMPLING,
@@ -126,6 +127,7 @@ class StyleTask(Task):
             config=StyleConfig(ratio=length.ratio, slack=length.slack),
             train=ParallelPairStream(kept, seed=request.seed, **fixed),
             valid=validation_batches(held, tokenizer, request.eval_batches),
+            text_form=recorded_form(source for source, _ in texts[:20000]),
         )
 
     def _attribute(self, request: TaskRequest) -> TaskData:
@@ -197,6 +199,7 @@ class StyleTask(Task):
             train=train_stream,
             valid=validation_batches(held, tokenizer, request.eval_batches),
             n_labels=n_labels,
+            text_form=recorded_form(text for _, text in train_texts[:20000]),
         )
 
 
