@@ -319,7 +319,10 @@ def test_a_style_model_records_the_form_of_its_training_text(tmp_path):
         "neg": ["the soup was cold .", "i do n't like it !", "the staff was rude ."],
         "pos": ["the soup was great .", "i love it !", "the staff was nice ."],
     }
-    typed = {"neg": ["The soup was cold.", "I don't like it!"], "pos": ["Great soup.", "I love it!"]}
+    typed = {
+        "neg": ["The soup was cold.", "I don't like it!"],
+        "pos": ["Great soup.", "I love it!"],
+    }
     for name, texts in (("tokenised", lines), ("typed", typed)):
         files = []
         for label, rows in texts.items():
