@@ -505,11 +505,17 @@ def detect_form(lines: Iterable[str], *, lower_share: float = 0.02) -> TextForm:
     )
 
 
-def recorded_form(lines: Iterable[str]) -> dict[str, Any] | None:
-    """The config.json `text_form` entry of a model trained on `lines`: their detected form, or None when the text
-    is used as typed (no entry; nothing to normalise)."""
-    lines = [line for line in lines if line.strip()]
-    if not lines:
+def recorded_form(lines: Iterable[str], *also: Iterable[str]) -> dict[str, Any] | None:
+    """The config.json `text_form` entry of a model trained on `lines` (and the `also` corpora, e.g. the targets of
+    aligned pairs): their detected form when every corpus has the same one; None when the text is used as typed, or
+    when the corpora differ (inputs and outputs are then left as they are)."""
+    forms = set()
+    for corpus in (lines, *also):
+        corpus = [line for line in corpus if line.strip()]
+        if not corpus:
+            return None
+        forms.add(detect_form(corpus))
+    if len(forms) != 1:
         return None
-    form = detect_form(lines)
+    (form,) = forms
     return None if form.identity else form.to_dict()

@@ -127,7 +127,9 @@ class StyleTask(Task):
             config=StyleConfig(ratio=length.ratio, slack=length.slack),
             train=ParallelPairStream(kept, seed=request.seed, **fixed),
             valid=validation_batches(held, tokenizer, request.eval_batches),
-            text_form=recorded_form(source for source, _ in texts[:20000]),
+            text_form=recorded_form(
+                [source for source, _ in texts[:20000]], [target for _, target in texts[:20000]]
+            ),
         )
 
     def _attribute(self, request: TaskRequest) -> TaskData:
