@@ -101,6 +101,6 @@ def test_a_20_kb_line_is_corrected_in_linear_time(pipe, lexicon):
     text = line(20_000)
     out = pipe([text], lexicon=lexicon)
     assert out.texts[0].count("quick brown fox") > 100  # corrected all along the line
-    small = best_time(pipe, [text], repeat=2)
-    large = best_time(pipe, [text + text], repeat=2)
+    small = best_time(pipe, [text], repeat=5)  # best of 5: a loaded machine's stalls are not the code's
+    large = best_time(pipe, [text + text], repeat=5)
     assert small < 10 and large / small < 3, (small, large)
