@@ -191,12 +191,11 @@ def scene_truth(images: list[Path]):
     """The generated scenes of `images`, from the valid.jsonl beside the scenes' tables (scripts/make_scenes.py)."""
     import json
 
-    from textdiffusion.tasks.caption.scenes import load_scenes
+    from textdiffusion.tasks.caption.scenes import Scene
 
     root = images[0].parents[2]  # SCENES/images/valid/NNNNN.png
-    lines = (root / "valid.jsonl").read_text().splitlines()
-    names = [json.loads(line)["file_name"] for line in lines if line.strip()]
-    scenes = dict(zip(names, load_scenes(root / "valid.jsonl")))
+    rows = [json.loads(line) for line in (root / "valid.jsonl").read_text().splitlines() if line]
+    scenes = {row["file_name"]: Scene.from_dict(row) for row in rows}
     return [scenes[str(p.relative_to(root))] for p in images]
 
 

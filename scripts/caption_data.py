@@ -18,21 +18,20 @@ thousands of drawings and scenes), OUT/valid_<set>.tsv for each validation set, 
 from __future__ import annotations
 
 import argparse
-import csv
 import random
 import sys
 from collections import defaultdict
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))  # run from a checkout without installing
+
+from textdiffusion.tasks.caption.images import read_captions  # noqa: E402
 
 
 def read_table(path: Path, root: Path) -> list[tuple[str, str]]:
     """(absolute image path, caption) rows of a caption table whose image paths are relative to `root`."""
-    with open(path, encoding="utf-8", newline="") as f:
-        rows = list(csv.DictReader(f, delimiter="\t"))
-    key = next(k for k in ("file_name", "image", "file", "path") if k in rows[0])
-    return [(str((root / r[key]).resolve()), " ".join(r["caption"].split())) for r in rows]
+    return [(str(p.resolve()), c) for p, c in read_captions([path], image_root=root)]
 
 
 def split_by_image(
@@ -52,6 +51,16 @@ def write(path: Path, rows: list[tuple[str, str]]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from textdiffusion.data import DataError
+
+    try:
+        return build(argv)
+    except DataError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def build(argv: list[str] | None) -> int:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )

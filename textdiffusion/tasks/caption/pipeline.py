@@ -89,30 +89,32 @@ class CaptionPipeline(DiffusionPipeline):
     ) -> CaptionOutput:
         """Caption each image (a path, a PIL image, a list of them, or float (N, 3, S, S) pixels): `candidates`
         captions sampled (None: the model's saved number), the consensus returned. `sampling`: steps, sampler,
-        temperature, top_p, threshold (None: the model's saved defaults). `batch_size` counts sampled captions."""
+        temperature, top_p, threshold (None: the model's saved defaults). `batch_size` counts sampled captions (at
+        least one image's `candidates` per batch)."""
         if batch_size < 1:
             raise InputError(f"batch_size must be at least 1, got {batch_size}")
         n = self.config.task_config.candidates if candidates is None else candidates
         if n < 1:
             raise InputError(f"candidates must be at least 1, got {n}")
-        pixels = self.pixels(images).repeat_interleave(n, dim=0)
+        pixels = self.pixels(images)
+        per_batch = max(1, batch_size // n)  # images per batch: their n candidates sampled together
         generator = self.generator(seed)
         start = time.perf_counter()
         ids, calls = [], 0
-        for first in range(0, len(pixels), batch_size):
-            batch = pixels[first : first + batch_size]
-            cond = Cond(image_features=self.model.encode_image(batch))  # once, not at every step
+        for first in range(0, len(pixels), per_batch):
+            # each image encoded once (not at every step, nor for every candidate)
+            features = self.model.encode_image(pixels[first : first + per_batch])
             out = self.sample(
-                (len(batch), self.length),
+                (len(features) * n, self.length),
                 generator=generator,
-                cond=cond,
+                cond=Cond(image_features=features.repeat_interleave(n, dim=0)),
                 callback=callback,
                 **sampling,
             )
             ids.append(out.ids.cpu())
             calls += out.network_calls
             if progress is not None:
-                progress(min(first + batch_size, len(pixels)) // n, len(pixels) // n)  # images
+                progress(min(first + per_batch, len(pixels)), len(pixels))
         ids = torch.cat(ids)
         pad = self.tokenizer.pad_id
         sampled = []
