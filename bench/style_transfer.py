@@ -42,6 +42,10 @@ class StyleArgs(BenchArgs):
     """Pairs scored, evenly spaced (default: all)."""
     steps: tuple[int, ...] = (8, 16, 32)
     """Refinement steps of the model's sampler (its saved sampler: confidence, threshold 0.9)."""
+    strengths: tuple[float, ...] = ()
+    """Source-start models (`train --edit-gap`): the strengths tried (default: the model's, 0.5)."""
+    rounds: tuple[int, ...] = (1,)
+    """Source-start models: the detect-and-rewrite rounds tried."""
     batch_size: int = 64
     examples: int = 5
     """Rewrites kept in the results (and shown under the table)."""
@@ -80,35 +84,47 @@ def measure(args: StyleArgs, results: Results, device) -> None:
     run_case(
         results, "rows", "copy the source", lambda: score("copy the source", sources, references)
     )
+    edits = [
+        dict(strength=strength, rounds=rounds)
+        for strength in (args.strengths or (None,))
+        for rounds in args.rounds
+    ] if pipe.gap else [{}]
     for steps in args.steps:
-
-        def rewrite(steps=steps) -> dict:
-            start = time.perf_counter()
-            out = pipe(sources, steps=steps, batch_size=args.batch_size, seed=0)
-            seconds = time.perf_counter() - start
-            record = score(
-                f"model, {steps} steps",
-                out.texts,
-                references,
-                steps=steps,
-                sentences_per_s=len(sources) / seconds,
-                calls_per_batch=out.network_calls / -(-len(sources) // args.batch_size),
+        for options in edits:
+            name = f"model, {steps} steps" + "".join(
+                f", {k} {v}" for k, v in options.items() if v is not None
             )
-            record["examples"] = [
-                {"source": s, "output": o, "reference": r}
-                for s, o, r in list(zip(sources, out.texts, references))[: args.examples]
-            ]
-            return record
 
-        record = run_case(results, "rows", f"model, {steps} steps", rewrite)
-        if "bleu" in record:
-            log(f"{steps} steps: BLEU {record['bleu']:.1f}, chrF {record['chrf']:.1f}")
+            def rewrite(steps=steps, options=options, name=name) -> dict:
+                start = time.perf_counter()
+                out = pipe(sources, steps=steps, batch_size=args.batch_size, seed=0, **options)
+                seconds = time.perf_counter() - start
+                record = score(
+                    name,
+                    out.texts,
+                    references,
+                    steps=steps,
+                    sentences_per_s=len(sources) / seconds,
+                    calls_per_batch=out.network_calls / -(-len(sources) // args.batch_size),
+                    unchanged=sum(o == src for o, src in zip(out.texts, sources)) / len(sources),
+                    **options,
+                )
+                record["examples"] = [
+                    {"source": s, "output": o, "reference": r}
+                    for s, o, r in list(zip(sources, out.texts, references))[: args.examples]
+                ]
+                return record
+
+            record = run_case(results, "rows", name, rewrite)
+            if "bleu" in record:
+                log(f"{name}: BLEU {record['bleu']:.1f}, chrF {record['chrf']:.1f}")
 
 
 COLUMNS = [
     ("case", "rewrite", ""),
     ("bleu", "BLEU", ".1f"),
     ("chrf", "chrF", ".1f"),
+    ("unchanged", "lines unchanged", ".2f"),
     ("sentences_per_s", "sentences/s", ".1f"),
     ("calls_per_batch", "network calls per batch", ".1f"),
 ]

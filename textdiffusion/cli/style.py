@@ -24,9 +24,12 @@ class StyleArgs(SamplingArgs):
     """Lines rewritten together."""
     to: str | None = None
     """Attribute models (trained with --labels): the label to move the text to."""
-    strength: float = 0.3
-    """Attribute models: the largest share of a line's words regenerated (those the label disfavours most, by over
-    0.5 nats)."""
+    strength: float | None = None
+    """How much may change. Source-start models (trained with --edit-gap): a token is rewritten when the model gives
+    it less than this probability (0: the output is the input; default 0.5). Attribute models: the largest share of
+    a line's words regenerated, those the label disfavours most by over 0.5 nats (default 0.3)."""
+    rounds: int = 1
+    """Source-start models: detect-and-rewrite rounds (each reads the whole line again)."""
     guidance: float = 2.0
     """Attribute models: classifier-free guidance scale (1: none; higher: the label weighs more)."""
 
@@ -64,6 +67,12 @@ def style(args: StyleArgs) -> None:
     attribute = (
         dict(to=args.to, strength=args.strength, guidance=args.guidance) if pipe.labels else {}
     )
+    if pipe.gap:
+        attribute = dict(strength=args.strength, rounds=args.rounds)
+    elif args.strength is not None and not pipe.labels:
+        raise CLIError(
+            f"--strength: {args.model} generates its rewrite from masks (trained without --edit-gap)"
+        )
     if args.to is not None and not pipe.labels:
         raise CLIError(f"--to: {args.model} was trained on aligned pairs and has no attributes")
     if pipe.labels and args.to not in pipe.labels:

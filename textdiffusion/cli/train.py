@@ -30,6 +30,10 @@ class TrainArgs:
     denoise: DenoiseConfig = dataclasses.field(default_factory=DenoiseConfig)
     lm: LMConfig = dataclasses.field(default_factory=LMConfig)
     """--task generate: variable-length blanks for infilling (--blank-rate, --max-blank)."""
+    edit_gap: int = 0
+    """--task style with --targets: refine the source rather than generate from masks. The rewrite is written on a
+    canvas of the source's tokens, each followed by this many insertion slots (2 is a good start); with no edit the
+    output is the source. 0: generate the rewrite from masks."""
     preset: Literal["tiny", "small", "base"] = "small"
     """Model size: tiny (~0.1M parameters), small (~10M), base (~85M, 1024 tokens)."""
     n_layers: int | None = None
@@ -117,6 +121,14 @@ def run_settings(args: TrainArgs) -> dict:
         sample = SampleConfig(sampler="block")
     # the option group of this task's settings (e.g. --denoise.*), if the CLI has one
     options = [v for v in vars(args).values() if isinstance(v, task.config_class)]
+    if args.edit_gap:
+        from textdiffusion.config import StyleConfig
+
+        if args.edit_gap < 0 or task.config_class is not StyleConfig or args.data.labels:
+            raise CLIError(
+                "--edit-gap G (G > 0) is for --task style with aligned pairs (--targets), not attribute labels"
+            )
+        options = [StyleConfig(gap=args.edit_gap)]
     return dict(
         model=model,
         process=process,

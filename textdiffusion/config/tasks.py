@@ -103,10 +103,15 @@ class StyleConfig:
     """Attribute transfer: the label names, in the order of their ids; empty for aligned pairs."""
     length: int = 0
     """Attribute transfer: positions per line."""
+    gap: int = 0
+    """Aligned pairs: 0 generates the rewrite from masks (its length by ratio and slack); G > 0 refines the source
+    itself, written on a canvas of its tokens each followed by G insertion slots (data/edits.py)."""
 
     def __post_init__(self) -> None:
         _check(self.ratio > 0, f"style ratio must be positive, got {self.ratio}")
         _check(self.slack >= 0, f"style slack must be >= 0, got {self.slack}")
+        _check(self.gap >= 0, f"--edit-gap must be >= 0, got {self.gap}")
+        _check(not (self.labels and self.gap), "--edit-gap is for aligned pairs (--targets), not --labels")
         _check(
             not self.labels or self.length > 0,
             f"an attribute model needs a positive line length, got {self.length}",

@@ -35,9 +35,11 @@ def pad_pairs(
     *,
     pad_id: int,
     length: Callable[[int], int],
+    prior: Callable[[Sequence[int]], Sequence[int]] | None = None,
 ) -> dict[str, np.ndarray]:
     """Batch arrays: prefix (B, Lp) + prefix_mask, target (B, Lt) with learnt PADs + target_mask; a target has
-    `length(len(source))` positions."""
+    `length(len(source))` positions. `prior`: a source-start model's canvas of each source (data/edits.py), batched
+    as "prior" (B, Lt) beside its target canvas."""
     B = len(sources)
     lp = max(len(s) for s in sources)
     lengths = [length(len(s)) for s in sources]
@@ -52,12 +54,18 @@ def pad_pairs(
         tgt = tgt[: lengths[i]]
         target[i, : len(tgt)] = tgt
         target_mask[i, : lengths[i]] = True
-    return {
+    batch = {
         "prefix": prefix,
         "prefix_mask": prefix_mask,
         "target": target,
         "target_mask": target_mask,
     }
+    if prior is not None:
+        batch["prior"] = np.full((B, lt), pad_id, dtype=np.int64)
+        for i, src in enumerate(sources):
+            canvas = prior(src)
+            batch["prior"][i, : len(canvas)] = canvas
+    return batch
 
 
 class TargetStream(EpochStream):

@@ -216,6 +216,58 @@ class DiffusionPipeline:
         )
 
     @torch.no_grad()
+    def refine(
+        self,
+        x: torch.Tensor,
+        editable: torch.Tensor,
+        *,
+        detect: Callable[[torch.Tensor], tuple[torch.Tensor, int]],
+        rounds: int = 1,
+        cond: Any = None,
+        attention_mask: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+        callback: Callable | None = None,
+        **sampling: Any,
+    ) -> SampleOutput:
+        """The reverse process that starts from the source (style and attribute transfer): x (B, L) holds the
+        source, on a source-start model's canvas (data/edits.py) or as the text itself. Each round `detect(x)`
+        returns the positions to rewrite (bool (B, L)) and the network calls it made; those of `editable` are masked
+        and filled by the sampler, every other position kept. A round that picks nothing ends the process, so a
+        source with nothing to change comes back as it went in. `sampling`: as `sample`."""
+        calls, start = 0, time.perf_counter()
+        for _ in range(rounds):
+            picked, spent = detect(x)
+            calls += spent
+            hide = picked & editable
+            if not hide.any():
+                break
+            out = self.sample(
+                tuple(x.shape),
+                generator=generator,
+                x_init=torch.where(hide, self.tokenizer.mask_id, x),
+                fixed=~hide,
+                cond=cond,
+                attention_mask=attention_mask,
+                callback=callback,
+                **sampling,
+            )
+            x, calls = out.ids, calls + out.network_calls
+        return SampleOutput(ids=x, seconds=time.perf_counter() - start, network_calls=calls)
+
+    def keep_detector(
+        self, strength: float, *, cond: Any = None, attention_mask: torch.Tensor | None = None
+    ) -> Callable[[torch.Tensor], tuple[torch.Tensor, int]]:
+        """`detect` of a source-start model: the positions whose current token the model, reading the whole
+        canvas, gives less than `strength` probability (0: none, so the output is the source; 1: nearly all)."""
+
+        def detect(x: torch.Tensor) -> tuple[torch.Tensor, int]:
+            logits = self.denoiser(x, None, cond=cond, attention_mask=attention_mask)
+            p = self.process.log_probs(logits).gather(-1, x[..., None])[..., 0].exp()  # (B, L)
+            return p < strength, 1
+
+        return detect
+
+    @torch.no_grad()
     def generate_targets(
         self,
         sources: Sequence[Sequence[int]],

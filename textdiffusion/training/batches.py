@@ -30,5 +30,8 @@ def micro_batches(batch, micro: int, device: torch.device) -> list[tuple[torch.T
             cond = Cond(label=piece["label"])
         else:
             cond = Cond(prefix=piece["prefix"], prefix_mask=piece["prefix_mask"])
-        out.append((piece["target"], {"cond": cond, "attention_mask": piece["target_mask"]}))
+        kwargs = {"cond": cond, "attention_mask": piece["target_mask"]}
+        if "prior" in piece:  # a source-start model's canvas of the source (data/edits.py)
+            kwargs["prior"] = piece["prior"]
+        out.append((piece["target"], kwargs))
     return out

@@ -5,6 +5,12 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from textdiffusion.processes.base import uniform
+
+SOURCE_SHARE_MAX = 1.25
+"""A source-start step shows the source at a share s ~ U(0, 1.25) of the canvas, capped at 1: a fifth of the steps
+show the whole source, the state the reverse process starts from."""
+
 
 def masked_mean(values: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
     """Mean of (B, L) `values` over positions where `mask` (B, L) is True (all positions when None)."""
@@ -46,10 +52,16 @@ class DiffusionObjective:
         attention_mask: torch.Tensor | None = None,
         cond=None,
         blanks: torch.Tensor | None = None,
+        prior: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """`blanks`: bool (B, L) positions masked whatever t (a language model's blanks, tasks/lm/blanks.py),
         scored by their plain cross-entropy -log p(x_0^i | x_t): the conditional likelihood of a blank given its
-        context, not an ELBO term (whose weight w(t) would blow up at small t)."""
+        context, not an ELBO term (whose weight w(t) would blow up at small t). `prior`: int64 (B, L), the source
+        canvas of a source-start model (data/edits.py): see `bridge`."""
+        if prior is not None:
+            return self.bridge(
+                model, x0, prior, generator=generator, attention_mask=attention_mask, cond=cond
+            )
         t = self.process.sample_t(x0.shape[0], device=x0.device, generator=generator)
         xt = self.process.q_sample(x0, t, generator=generator)
         if blanks is not None:
@@ -62,6 +74,41 @@ class DiffusionObjective:
         if blanks is not None:
             terms = torch.where(blanks, self.process.cross_entropy(logits, x0, xt), terms)
         return masked_mean(terms, attention_mask)
+
+    def bridge(
+        self,
+        model: torch.nn.Module,
+        x0: torch.Tensor,
+        prior: torch.Tensor,
+        *,
+        generator: torch.Generator | None = None,
+        attention_mask: torch.Tensor | None = None,
+        cond=None,
+    ) -> torch.Tensor:
+        """The source-start loss: x_t mixes the target canvas x0 (B, L), the source canvas `prior` (B, L) and masks.
+        Per row, a share s (SOURCE_SHARE_MAX) of positions shows the source token; of the rest, 1 - alpha(t) are
+        masked. Every position that shows the source or a mask is scored by -log p(x_0^i | x_t), those where the
+        source is already right included: keeping a token is a decision the model learns too. Nats per scored
+        position (a cross-entropy, not an ELBO)."""
+        if not self.process.absorbing:
+            raise ValueError("a source-start model (--edit-gap) needs the masked process (--process masked)")
+        B, L = x0.shape
+        t = self.process.sample_t(B, device=x0.device, generator=generator)
+        share = (uniform((B,), device=x0.device, generator=generator) * SOURCE_SHARE_MAX).clamp(max=1.0)
+        show = uniform((B, L), device=x0.device, generator=generator) < share[:, None]
+        masked = self.process.q_sample(x0, t, generator=generator)
+        xt = torch.where(show, prior, masked)
+        scored = show | (xt == self.process.mask_id)
+        if attention_mask is not None:
+            scored &= attention_mask
+        output_mask = scored if self.sparse_logits else None
+        logits = model(xt, t, cond=cond, attention_mask=attention_mask, output_mask=output_mask)
+        logp = self.process.log_probs(logits)
+        if output_mask is not None:  # (n, V) at the scored positions
+            nll = -logp.gather(-1, x0[scored].unsqueeze(-1)).squeeze(-1)
+            return nll.sum() / scored.sum().clamp(min=1)
+        nll = -logp.gather(-1, x0.unsqueeze(-1)).squeeze(-1)  # (B, L)
+        return masked_mean(nll, scored)
 
 
 class AutoregressiveObjective:

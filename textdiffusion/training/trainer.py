@@ -191,8 +191,6 @@ class Trainer(CheckpointState):
             group["lr"] = lr
         if hasattr(self.net, "anneal"):  # causal -> bidirectional attention of an adapted causal LM
             self.net.anneal(self.step)
-        if hasattr(self.net, "anneal"):  # causal -> bidirectional attention of an adapted causal LM
-            self.net.anneal(self.step)
         pieces = micro_batches(self.stream.next_batch(), self.config.grad_accum, self.device)
         micro = len(pieces)
         total = torch.zeros((), device=self.device)

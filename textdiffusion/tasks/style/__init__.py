@@ -4,10 +4,12 @@ the length rule and the training streams; pipeline.py rewrites text."""
 
 from __future__ import annotations
 
+import functools
 import logging
 
 from textdiffusion.config import StyleConfig
 from textdiffusion.data import DataError, read_documents, read_line_pairs
+from textdiffusion.data.edits import canvas_length, edit_canvas, source_canvas
 from textdiffusion.data.textform import recorded_form
 from textdiffusion.evaluation.overlap import bleu, chrf
 from textdiffusion.tasks.base import (
@@ -93,6 +95,9 @@ class StyleTask(Task):
         else:
             n_valid = int(len(train) * data.valid_fraction)
             train, valid = train[: len(train) - n_valid], train[len(train) - n_valid :]
+        gap = request.config.gap if isinstance(request.config, StyleConfig) else 0
+        if gap:
+            return self._canvases(request, tokenizer, train, valid, texts, gap)
         if request.resumed:
             length = LengthRule(ratio=request.config.ratio, slack=request.config.slack)
         else:
@@ -118,13 +123,65 @@ class StyleTask(Task):
             length.ratio,
             length.slack,
         )
-        fixed = dict(pad_id=tokenizer.pad_id, length=length, **request.placement)
+        return self._data(
+            request,
+            tokenizer,
+            StyleConfig(ratio=length.ratio, slack=length.slack),
+            kept,
+            kept_valid,
+            texts,
+            length=length,
+        )
+
+    def _canvases(self, request, tokenizer, train, valid, texts, gap: int) -> TaskData:
+        """Source-start pairs: each target written on its source's canvas (data/edits.py); pairs whose edits do not
+        fit the canvas, or whose source and canvas do not fit the context, are left out (and counted)."""
+        pad, max_len = tokenizer.pad_id, request.model.max_len
+
+        def on_canvas(pairs):
+            out = []
+            for source, target in pairs:
+                if len(source) + canvas_length(len(source), gap) > max_len:
+                    continue
+                canvas = edit_canvas(source, target, gap, pad_id=pad)
+                if canvas is not None:
+                    out.append((source, canvas))
+            return out
+
+        kept, kept_valid = on_canvas(train), on_canvas(valid)
+        if not kept:
+            raise DataError(
+                f"no training pair fits a canvas with --edit-gap {gap} (at most {gap} tokens inserted in one "
+                f"place) and the context of {max_len} tokens"
+            )
+        logger.info(
+            "%d training pairs, %d validation pairs on source canvases with %d insertion slots per token "
+            "(%d and %d left out: edits that do not fit, or longer than the context)",
+            len(kept),
+            len(kept_valid),
+            gap,
+            len(train) - len(kept),
+            len(valid) - len(kept_valid),
+        )
+        return self._data(
+            request,
+            tokenizer,
+            StyleConfig(gap=gap),
+            kept,
+            kept_valid,
+            texts,
+            length=functools.partial(canvas_length, gap=gap),
+            prior=functools.partial(source_canvas, gap=gap, pad_id=pad),
+        )
+
+    def _data(self, request, tokenizer, config, kept, kept_valid, texts, **layout) -> TaskData:
+        fixed = dict(pad_id=tokenizer.pad_id, **layout, **request.placement)
         held = (
             ParallelPairStream(kept_valid, seed=request.seed + 1, **fixed) if kept_valid else None
         )
         return TaskData(
             tokenizer=tokenizer,
-            config=StyleConfig(ratio=length.ratio, slack=length.slack),
+            config=config,
             train=ParallelPairStream(kept, seed=request.seed, **fixed),
             valid=validation_batches(held, tokenizer, request.eval_batches),
             text_form=recorded_form(

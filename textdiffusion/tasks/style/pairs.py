@@ -47,7 +47,8 @@ class LengthRule:
 
 
 class ParallelPairStream(EpochStream):
-    """Batches of fixed (source, target) token pairs, reproducible and resumable.
+    """Batches of fixed (source, target) token pairs, reproducible and resumable; with `prior`, the targets are
+    canvases of a source-start model and each batch holds its sources' prior canvases (data/edits.py).
 
     Each epoch visits every pair once in an order drawn from (seed, epoch); pools of `pool` batches are sorted by
     source length before they are cut into batches (little padding), and the batches of an epoch are shuffled.
@@ -66,11 +67,13 @@ class ParallelPairStream(EpochStream):
         rank: int = 0,
         world_size: int = 1,
         pool: int = 16,
+        prior: Callable[[Sequence[int]], Sequence[int]] | None = None,
     ) -> None:
         if not pairs:
             raise ValueError("no training pairs")
         super().__init__(batch_size=batch_size, seed=seed, rank=rank, world_size=world_size)
         self.pairs, self.pad_id, self.length, self.pool = list(pairs), pad_id, length, pool
+        self.prior = prior
         self._start_epoch(0)
 
     def _epoch_batches(self, epoch: int) -> list[np.ndarray]:
@@ -103,6 +106,7 @@ class ParallelPairStream(EpochStream):
             [self.pairs[i][1] for i in mine],
             pad_id=self.pad_id,
             length=self.length,
+            prior=self.prior,
         )
 
     def _start_epoch(self, epoch: int) -> None:

@@ -21,13 +21,15 @@ sentences are) reads each line in that form, and its rewrite is brought back to 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import time
 from collections.abc import Callable, Sequence
 
 import torch
 
-from textdiffusion.data.seq2seq import chunk_text
+from textdiffusion.data.edits import canvas_length, read_canvas, source_canvas
+from textdiffusion.data.seq2seq import chunk_text, pad_pairs
 from textdiffusion.data.textform import normalise, restore
 from textdiffusion.networks import Cond
 from textdiffusion.tasks.pipeline import DiffusionPipeline, InputError, tokenizer_coverage
@@ -48,6 +50,12 @@ MARKER_NATS = 0.5
 log p(x_i | no label) - log p(x_i | label)): about 1.6 times. Content words score near 0 either way."""
 
 
+EDIT_STRENGTH = 0.5
+"""A source-start model rewrites a token when it gives it less than this probability (chosen on the dev pairs)."""
+EDIT_ROUNDS = 1
+"""Detect-and-rewrite rounds of a source-start model."""
+
+
 class StylePipeline(DiffusionPipeline):
     """`pipe(["I will not fight with you."])` -> StyleOutput with the rewritten texts; for an attribute model,
     `pipe(["the food was cold ."], to="positive")`."""
@@ -63,13 +71,19 @@ class StylePipeline(DiffusionPipeline):
             )
         settings = self.config.task_config
         self.labels: list[str] | None = list(settings.labels) or None
+        self.gap = 0
         if self.labels:  # attribute transfer: lines of `positions` tokens, text then learnt PADs
             self.positions = settings.length
             self.fits = max(
                 (n for n in range(self.positions + 1) if n + growth(n) <= self.positions), default=0
             )
         else:
-            self.length = LengthRule(ratio=settings.ratio, slack=settings.slack)
+            self.gap = settings.gap
+            self.length = (
+                functools.partial(canvas_length, gap=self.gap)
+                if self.gap
+                else LengthRule(ratio=settings.ratio, slack=settings.slack)
+            )
             # the longest source (tokens) that fits the context with its rewrite
             self.fits = max(
                 (n for n in range(self.max_len) if n + self.length(n) <= self.max_len), default=0
@@ -89,15 +103,30 @@ class StylePipeline(DiffusionPipeline):
         callback: Callable | None = None,
         progress: Callable[[int, int], None] | None = None,
         to: str | None = None,
-        strength: float = 0.3,
+        strength: float | None = None,
         guidance: float = 2.0,
+        rounds: int = EDIT_ROUNDS,
         **sampling,
     ) -> StyleOutput:
         """Rewrite each text, line by line. `sampling`: steps, sampler, temperature, threshold (None: the model's
-        saved defaults). Attribute models: `to` is the label to move the text to; `strength` the largest share of a
-        line's words regenerated (markers only: see `MARKER_NATS`); `guidance` the classifier-free guidance scale
+        saved defaults). `strength`, how much may change (None: the model kind's default): for an attribute model
+        the largest share of a line's words regenerated (markers only: see `MARKER_NATS`; default 0.3), for a
+        source-start model (`train --edit-gap`) the probability below which the model's reading of a token sends
+        it to be rewritten (0: the output is the input; default `EDIT_STRENGTH`), in each of `rounds` rounds.
+        Attribute models: `to` is the label to move the text to; `guidance` the classifier-free guidance scale
         (1: none)."""
+        if strength is not None and not (self.labels or self.gap):
+            raise InputError(
+                "strength is for attribute and source-start models; this one generates its rewrite from masks"
+            )
+        if self.gap:
+            strength = EDIT_STRENGTH if strength is None else strength
+            if not 0.0 <= strength <= 1.0:
+                raise InputError(f"strength must be in [0, 1], got {strength}")
+            if rounds < 1:
+                raise InputError(f"rounds must be at least 1, got {rounds}")
         if self.labels:
+            strength = 0.3 if strength is None else strength
             if to not in self.labels:
                 raise InputError(
                     f"this model moves text between the attributes {self.labels}: pass to= one of them"
@@ -154,6 +183,17 @@ class StylePipeline(DiffusionPipeline):
                 progress=progress,
                 **sampling,
             )
+        elif self.gap:
+            outputs, calls = self.edit_sources(
+                [ids[piece] for piece in todo],
+                strength=strength,
+                rounds=rounds,
+                batch_size=batch_size,
+                seed=seed,
+                callback=callback,
+                progress=progress,
+                **sampling,
+            )
         else:
             outputs, calls = self.generate_targets(
                 [ids[piece] for piece in todo],
@@ -164,14 +204,18 @@ class StylePipeline(DiffusionPipeline):
                 progress=progress,
                 **sampling,
             )
-        table = dict(zip(todo, (self.tokenizer.decode(row).strip() for row in outputs)))
+        # a piece the model left as it was comes back as it went in, byte for byte
+        table = {
+            piece: piece if row == ids[piece] else self.tokenizer.decode(row).strip()
+            for piece, row in zip(todo, outputs)
+        }
         rewritten = [
             " ".join(table[piece] for piece in plans[line]) if line in plans else line
             for line in lines
         ]
         if forms:  # lines left unchanged come back as typed
             rewritten = [
-                restore(out, forms[line][1]) if model in plans else line
+                restore(out, forms[line][1]) if model in plans and out != model else line
                 for line, model, out in zip(typed, lines, rewritten)
             ]
         texts_out, position = [], 0
@@ -185,6 +229,59 @@ class StylePipeline(DiffusionPipeline):
             network_calls=calls,
             warnings=warnings,
         )
+
+    @torch.no_grad()
+    def edit_sources(
+        self,
+        sources: Sequence[Sequence[int]],
+        *,
+        strength: float,
+        rounds: int,
+        batch_size: int = 64,
+        seed: int | None = 0,
+        callback: Callable | None = None,
+        progress: Callable[[int, int], None] | None = None,
+        **sampling,
+    ) -> tuple[list[list[int]], int]:
+        """A source-start model's rewrites: each source is the prefix and, on its canvas, the prior the reverse
+        process refines (`refine` with `keep_detector`); sources are batched by length. Returns the canvases'
+        tokens (PADs dropped), in the order of `sources`, and the network calls made."""
+        order = sorted(range(len(sources)), key=lambda i: len(sources[i]))
+        pad, generator = self.tokenizer.pad_id, self.generator(seed)
+        prior = functools.partial(source_canvas, gap=self.gap, pad_id=pad)
+        outputs: list[list[int]] = [[] for _ in sources]
+        calls = 0
+        for first in range(0, len(order), batch_size):
+            index = order[first : first + batch_size]
+            batch = pad_pairs(
+                [sources[i] for i in index],
+                [[] for _ in index],
+                pad_id=pad,
+                length=self.length,
+                prior=prior,
+            )
+            cond = Cond(
+                prefix=torch.from_numpy(batch["prefix"]).to(self.device),
+                prefix_mask=torch.from_numpy(batch["prefix_mask"]).to(self.device),
+            )
+            mask = torch.from_numpy(batch["target_mask"]).to(self.device)
+            out = self.refine(
+                torch.from_numpy(batch["prior"]).to(self.device),
+                mask,
+                detect=self.keep_detector(strength, cond=cond, attention_mask=mask),
+                rounds=rounds,
+                cond=cond,
+                attention_mask=mask,
+                generator=generator,
+                callback=callback,
+                **sampling,
+            )
+            calls += out.network_calls
+            for row, i in enumerate(index):
+                outputs[i] = read_canvas(out.ids[row][mask[row]].tolist(), pad_id=pad)
+            if progress is not None:
+                progress(min(first + batch_size, len(order)), len(order))
+        return outputs, calls
 
     def _pieces(self, line: str, n_tokens: int | None = None) -> list[str]:
         """`line` (stripped, non-empty; `n_tokens` of them if known) in pieces that fit the context with their
@@ -250,7 +347,7 @@ class StylePipeline(DiffusionPipeline):
         positions after it are regenerated under the label, the rest kept; a source without such words is kept whole.
         The markers are read in `passes` calls. Returns the rewrites' ids (PADs dropped) and the network calls."""
         generator = self.generator(seed)
-        pad, mask_id = self.tokenizer.pad_id, self.tokenizer.mask_id
+        pad = self.tokenizer.pad_id
         outputs: list[list[int]] = []
         calls = 0
         for first in range(0, len(sources), batch_size):
@@ -262,20 +359,23 @@ class StylePipeline(DiffusionPipeline):
                 x[i, : len(row)] = torch.tensor(row, dtype=torch.long)
                 text[i, : len(row)] = True
             x, text = x.to(self.device), text.to(self.device)
-            scores = self.marker_scores(x, text, label, passes=passes, generator=generator).cpu()
-            calls += passes
-            regenerate = torch.zeros_like(text, device="cpu")
-            for i, row in enumerate(rows):
-                markers = self._markers(row, scores[i], strength)
-                if markers.any():  # a line without markers is left as it is
-                    regenerate[i, : len(row)] = markers
-                    regenerate[i, len(row) : len(row) + growth(len(row))] = True
-            regenerate = regenerate.to(self.device)
-            out = self.sample(
-                (B, self.positions),
+
+            def detect(x: torch.Tensor, rows=rows, text=text) -> tuple[torch.Tensor, int]:
+                """The label's markers and `growth(n)` positions after the text; a line without markers is kept."""
+                scores = self.marker_scores(x, text, label, passes=passes, generator=generator).cpu()
+                regenerate = torch.zeros(x.shape, dtype=torch.bool)
+                for i, row in enumerate(rows):
+                    markers = self._markers(row, scores[i], strength)
+                    if markers.any():
+                        regenerate[i, : len(row)] = markers
+                        regenerate[i, len(row) : len(row) + growth(len(row))] = True
+                return regenerate.to(self.device), passes
+
+            out = self.refine(
+                x,
+                torch.ones_like(text),
+                detect=detect,
                 generator=generator,
-                x_init=torch.where(regenerate, mask_id, x),
-                fixed=~regenerate,
                 cond=Cond(label=torch.full((B,), label, device=self.device)),
                 callback=callback,
                 guidance=guidance,
