@@ -6,7 +6,7 @@ replaced by ___ and filled. Reported per model: exact-match rate of the fill, me
 the character KN judge's bits/char of the filled lines (trained on train.txt) beside the originals', and seconds per
 infill. The baseline fills each blank with the training text's most frequent word of the blanked word's length.
 
-    python bench/infill_blanks.py --new runs/shakespeare-char-blanks [--quick] [--lines 200] [--old-lines 50]
+    python bench/infill_blanks.py [--new shakespeare-char] [--old OLD_MODEL] [--quick] [--lines 200] [--old-lines 50]
 """
 
 from __future__ import annotations
@@ -111,9 +111,14 @@ def markdown(report: dict) -> str:
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--old", default="shakespeare-char", help="model without blanks (ELBO length)"
+        "--old",
+        default=None,
+        help="a model without blanks (ELBO length choice) to time against, e.g. the pre-blank shakespeare-char "
+        "(`git show 337101f:textdiffusion/pretrained/shakespeare-char/...`); none: the new model and the baseline",
     )
-    parser.add_argument("--new", required=True, help="model trained with --max-blank K")
+    parser.add_argument(
+        "--new", default="shakespeare-char", help="model trained with --max-blank K"
+    )
     parser.add_argument("--lines", type=int, default=200)
     parser.add_argument(
         "--old-lines", type=int, default=None, help="lines for the old model (slow)"
@@ -121,6 +126,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument(
         "--new-steps", type=int, default=None, help="sampling steps of the new model"
+    )
+    parser.add_argument(
+        "--new-temperature", type=float, default=None, help="sampling temperature of the new model"
     )
     parser.add_argument("--quick", action="store_true", help="10 lines, no results written")
     parser.add_argument("--out", default="infill-blanks-cpu")
@@ -135,15 +143,20 @@ def main(argv: list[str] | None = None) -> dict:
     frequent = frequent_words(train_text)
     old_cases = cases[: (3 if args.quick else args.old_lines or n)]
     results = {}
-    new_fills, new_sec = run_model(args.new, cases, steps=args.new_steps)
+    new_fills, new_sec = run_model(
+        args.new, cases, steps=args.new_steps, temperature=args.new_temperature
+    )
     results["new: one pass"] = score(cases, new_fills, judge, new_sec)
+    results["baseline: frequent word"] = score(
+        cases, [frequent.get(len(w), "the") for _, _, w in cases], judge
+    )
+    if args.old is None:
+        print(json.dumps(results, indent=1))
+        return results
     old_fills, old_sec = run_model(args.old, old_cases)
     results["old: ELBO length choice"] = score(old_cases, old_fills, judge, old_sec)
     results["new, same lines as old"] = score(
         old_cases, new_fills[: len(old_cases)], judge, new_sec[: len(old_cases)]
-    )
-    results["baseline: frequent word"] = score(
-        cases, [frequent.get(len(w), "the") for _, _, w in cases], judge
     )
     report = {
         "device": "cpu",
@@ -151,6 +164,7 @@ def main(argv: list[str] | None = None) -> dict:
         "old": args.old,
         "new": args.new,
         "new_steps": args.new_steps,
+        "new_temperature": args.new_temperature,
         "results": results,
         "speedup": results["old: ELBO length choice"]["seconds_per_infill"]
         / results["new, same lines as old"]["seconds_per_infill"],

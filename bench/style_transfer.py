@@ -46,6 +46,8 @@ class StyleArgs(BenchArgs):
     """Source-start models (`train --edit-gap`): the strengths tried (default: the model's, 0.5)."""
     rounds: tuple[int, ...] = (1,)
     """Source-start models: the detect-and-rewrite rounds tried."""
+    deletions: tuple[bool, ...] = (False,)
+    """Source-start models: whether source tokens may be dropped, each setting tried."""
     batch_size: int = 64
     examples: int = 5
     """Rewrites kept in the results (and shown under the table)."""
@@ -84,11 +86,16 @@ def measure(args: StyleArgs, results: Results, device) -> None:
     run_case(
         results, "rows", "copy the source", lambda: score("copy the source", sources, references)
     )
-    edits = [
-        dict(strength=strength, rounds=rounds)
-        for strength in (args.strengths or (None,))
-        for rounds in args.rounds
-    ] if pipe.gap else [{}]
+    edits = (
+        [
+            dict(strength=strength, rounds=rounds, deletions=deletions)
+            for strength in (args.strengths or (None,))
+            for rounds in args.rounds
+            for deletions in args.deletions
+        ]
+        if pipe.gap
+        else [{}]
+    )
     for steps in args.steps:
         for options in edits:
             name = f"model, {steps} steps" + "".join(

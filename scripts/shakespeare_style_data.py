@@ -25,14 +25,19 @@ def read(path: Path) -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out")
-    parser.add_argument("--shared", default=str(Path(__file__).resolve().parents[1] / "../shared/data"))
+    parser.add_argument(
+        "--shared", default=str(Path(__file__).resolve().parents[1] / "../shared/data")
+    )
     args = parser.parse_args()
     shared, out = Path(args.shared), Path(args.out)
     modern = read(shared / "shakespeare_modern/train.modern.nltktok")
     original = read(shared / "shakespeare_modern/train.original.nltktok")
     form = detect_form(original[:5000])
     extra = 0
-    for m, o in zip(read(shared / "shakespeare_plays/enotes.modern"), read(shared / "shakespeare_plays/enotes.original")):
+    for m, o in zip(
+        read(shared / "shakespeare_plays/enotes.modern"),
+        read(shared / "shakespeare_plays/enotes.original"),
+    ):
         m, o = (normalise(" ".join(x.translate(ASCII).split()), form)[0] for x in (m, o))
         if m and o:
             modern.append(m)

@@ -161,3 +161,28 @@ def test_captioner_is_shipped_and_reads_generated_scenes(monkeypatch, tmp_path):
     texts = pipe(images, batch_size=40).texts
     rates = S.attribute_rates(texts, drawn)
     assert rates["overall"] > 0.33 and rates["colour"] > 0.45, (rates, texts[:4])
+
+
+def test_shakespeare_char_fills_a_blank_of_unknown_length_in_one_pass():
+    from textdiffusion.pipelines import InfillPipeline
+
+    pipe = InfillPipeline.from_pretrained("shakespeare-char")
+    assert pipe.max_blank == 16
+    out = pipe("Signior Baptista, of whom I ___ so well.", seed=0)
+    (fill,) = out.fills
+    assert out.text == f"Signior Baptista, of whom I {fill} so well."
+    assert 1 <= len(fill) < 16 and fill.strip()
+    # written left to right, the fill ends at its PAD: a call per character and one for the PAD, not 16
+    assert out.network_calls == len(fill) + 1
+
+
+def test_shakespeare_style_edits_a_little_and_keeps_the_rest():
+    from textdiffusion.pipelines import StylePipeline
+
+    pipe = StylePipeline.from_pretrained("shakespeare-style")
+    assert pipe.gap == 2 and pipe.text_form is not None
+    lines = ["Thank you, my friend.", "I have half a mind to hit you before you speak again."]
+    out = pipe(lines).texts
+    assert out[0] == "I thank you, my friend."  # typed text in, typed text out
+    assert out[1].startswith("I have half a mind to") and out[1].endswith("before you speak again.")
+    assert pipe(lines, strength=0.0).texts == lines

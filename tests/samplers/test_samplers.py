@@ -190,3 +190,45 @@ def test_sampled_order_is_reproducible_and_refuses_threshold(tiny_model, masked_
         run("confidence", tiny_model, masked_process, threshold=0.5, **kw)
     with pytest.raises(ValueError, match="order_temperature must be >= 0"):
         run("confidence", tiny_model, masked_process, order_temperature=-1.0)
+
+
+class _Scripted(torch.nn.Module):
+    """A denoiser that predicts token 7 with certainty at the first masked position of x0's run, and the
+    terminator (0) once the run holds `word` tokens."""
+
+    def __init__(self, word: int) -> None:
+        super().__init__()
+        self.config = type("C", (), {"vocab_size": 32})()
+        self.word, self.weight = word, torch.nn.Parameter(torch.zeros(1))
+
+    def forward(self, xt, t=None, **kwargs):
+        B, L = xt.shape
+        logits = torch.full((B, L, 32), -30.0)
+        written = (xt == 7).sum(dim=1)  # (B,)
+        logits[..., 7] = 0.0
+        logits[written >= self.word, :, 7] = -30.0
+        logits[written >= self.word, :, 0] = 0.0
+        return logits
+
+
+def test_left_order_writes_each_run_left_to_right_and_a_terminator_ends_it(masked_process):
+    x_init = torch.tensor([[5, MASK, MASK, MASK, MASK, MASK, MASK, 6]])
+    seen = []
+    out = get_sampler("confidence")(
+        _Scripted(word=3),
+        masked_process,
+        x_init.shape,
+        6,
+        x_init=x_init,
+        fixed=x_init != MASK,
+        order="left",
+        terminator=0,
+        callback=lambda s, t, xt, lg: seen.append(xt.clone()),
+    )
+    assert out.tolist() == [[5, 7, 7, 7, 0, 0, 0, 6]]
+    # one position per step from the left; the drawn terminator ended the run: 4 calls, not 6
+    assert [int((x == MASK).sum()) for x in seen] == [5, 4, 3, 0]
+    with pytest.raises(ValueError, match="cannot go with threshold"):
+        get_sampler("confidence")(
+            _Scripted(1), masked_process, (1, 8), 4, order="left", threshold=0.5
+        )

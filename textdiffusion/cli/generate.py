@@ -7,7 +7,7 @@ import sys
 
 import tyro
 
-from textdiffusion.config import RemaskSchedule, SamplerName
+from textdiffusion.config import RemaskSchedule, SamplerName, UnmaskOrder
 
 
 @dataclasses.dataclass
@@ -26,6 +26,9 @@ class SamplingArgs:
     """confidence sampler: reveal every token above this probability."""
     order_temperature: float | None = None
     """confidence sampler: sample the unmasking order, revealing by confidence^(1/T) (0: most confident first)."""
+    order: UnmaskOrder | None = None
+    """confidence sampler: reveal by confidence, or left to right within each run of masks (left; the default of a
+    variable-length blank)."""
     remask_schedule: RemaskSchedule | None = None
     """remask sampler (ReMDM): cap, rescale or loop."""
     eta: float | None = None
@@ -81,7 +84,7 @@ def _sampling(args: SamplingArgs) -> dict:
         threshold=args.threshold,
         **{
             name: value
-            for name in ("order_temperature", "remask_schedule", "eta")
+            for name in ("order_temperature", "order", "remask_schedule", "eta")
             if (value := getattr(args, name)) is not None
         },
     )

@@ -14,8 +14,9 @@ from textdiffusion.cli.generate import SamplingArgs
 class StyleArgs(SamplingArgs):
     text: tyro.conf.Positional[tuple[str, ...]] = ()
     """Text(s) to rewrite, a line at a time (or use --file)."""
-    model: str = ""
-    """A model trained with `textdiffusion train --task style` (local folder or Hugging Face hub id)."""
+    model: str = "shakespeare-style"
+    """A model trained with `textdiffusion train --task style`: shipped name (default: modern English ->
+    Shakespeare), local folder or Hugging Face hub id."""
     file: str | None = None
     """Rewrite this file line by line (line count kept; empty lines stay empty), or standard input if it is a dash."""
     out: str | None = None
@@ -25,11 +26,14 @@ class StyleArgs(SamplingArgs):
     to: str | None = None
     """Attribute models (trained with --labels): the label to move the text to."""
     strength: float | None = None
-    """How much may change. Source-start models (trained with --edit-gap): a token is rewritten when the model gives
-    it less than this probability (0: the output is the input; default 0.5). Attribute models: the largest share of
-    a line's words regenerated, those the label disfavours most by over 0.5 nats (default 0.3)."""
+    """How much may change. Source-start models (trained with --edit-gap): a token is rewritten where the model
+    prefers another with probability above 1 - strength (0: the output is the input; default 0.9). Attribute
+    models: the largest share of a line's words regenerated, those the label disfavours most by over 0.5 nats
+    (default 0.3)."""
     rounds: int = 1
     """Source-start models: detect-and-rewrite rounds (each reads the whole line again)."""
+    deletions: bool = False
+    """Source-start models: let a rewrite drop source tokens (by default they are only replaced, and words inserted)."""
     guidance: float = 2.0
     """Attribute models: classifier-free guidance scale (1: none; higher: the label weighs more)."""
 
@@ -47,10 +51,6 @@ def style(args: StyleArgs) -> None:
     from textdiffusion.pipelines import InputError
     from textdiffusion.tasks.style.pipeline import StylePipeline
 
-    if not args.model:
-        raise CLIError(
-            "--model is required: a folder or hub id of a model trained with --task style"
-        )
     if bool(args.text) == bool(args.file):
         raise CLIError("give the text to rewrite, or --file FILE (not both)")
     if args.batch_size < 1:
@@ -68,7 +68,7 @@ def style(args: StyleArgs) -> None:
         dict(to=args.to, strength=args.strength, guidance=args.guidance) if pipe.labels else {}
     )
     if pipe.gap:
-        attribute = dict(strength=args.strength, rounds=args.rounds)
+        attribute = dict(strength=args.strength, rounds=args.rounds, deletions=args.deletions)
     elif args.strength is not None and not pipe.labels:
         raise CLIError(
             f"--strength: {args.model} generates its rewrite from masks (trained without --edit-gap)"

@@ -16,6 +16,7 @@ from textdiffusion.config.model import (
     SampleConfig,
     SamplerName,
     ScheduleName,
+    UnmaskOrder,
 )
 from textdiffusion.config.tasks import (
     TASK_CONFIGS,
@@ -30,6 +31,6 @@ from textdiffusion.config.training import DataConfig, SearchConfig, TrainConfig
 __all__ = [
     "FORMAT_VERSION", "PRESETS", "TASK_CONFIGS", "CaptionConfig", "ConfigError", "DataConfig", "DenoiseConfig",
     "LMConfig", "ModelConfig", "Objective", "ProcessConfig", "ProcessName", "RemaskSchedule", "SampleConfig",
-    "SamplerName", "ScheduleName", "SearchConfig", "StyleConfig", "TaskName", "TrainConfig", "config_from_dict",
-    "config_to_dict",
+    "SamplerName", "ScheduleName", "SearchConfig", "StyleConfig", "TaskName", "TrainConfig", "UnmaskOrder",
+    "config_from_dict", "config_to_dict",
 ]  # fmt: skip

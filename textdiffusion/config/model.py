@@ -14,6 +14,7 @@ ProcessName = Literal["masked", "uniform", "gaussian"]
 ScheduleName = Literal["loglinear", "cosine", "linear"]
 SamplerName = Literal["ancestral", "cached", "confidence", "remask", "block"]
 RemaskSchedule = Literal["cap", "rescale", "loop"]
+UnmaskOrder = Literal["confidence", "left"]
 Objective = Literal["diffusion", "ar"]
 
 
@@ -204,6 +205,9 @@ class SampleConfig:
     order_temperature: float = 0.0
     """confidence sampler: temperature of the unmasking order (Gumbel-top-k over log confidence); 0 reveals the
     most confident first."""
+    order: UnmaskOrder = "confidence"
+    """confidence sampler: reveal the most confident predictions (confidence), or the first masked position of every
+    run of masks each step (left: a blank or a rewrite is written left to right, with the text on both sides seen)."""
     remask_schedule: RemaskSchedule = "cap"
     """remask sampler: how often revealed tokens go back to the mask (ReMDM's cap, rescale or loop)."""
     eta: float = 0.02
@@ -234,6 +238,14 @@ class SampleConfig:
         _check(
             self.order_temperature == 0 or self.threshold is None,
             "--order-temperature samples the order of the count schedule; it cannot go with --threshold",
+        )
+        _check(
+            self.order in get_args(UnmaskOrder),
+            f"--order must be confidence or left, got {self.order!r}",
+        )
+        _check(
+            self.order == "confidence" or self.threshold is None,
+            "--order left reveals one position per run of masks each step; it cannot go with --threshold",
         )
         _check(
             self.remask_schedule in get_args(RemaskSchedule),

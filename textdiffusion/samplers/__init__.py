@@ -22,7 +22,7 @@ SAMPLERS: dict[str, Callable] = {
 }
 
 SAMPLER_OPTIONS: dict[str, tuple[str, ...]] = {
-    "confidence": ("threshold", "order_temperature"),
+    "confidence": ("threshold", "order_temperature", "order"),
     "remask": ("remask_schedule", "eta", "t_on", "t_off", "alpha_on"),
 }
 """The knobs each sampler takes beyond the shared signature; each is also a `SampleConfig` field of that name."""

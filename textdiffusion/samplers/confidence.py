@@ -7,6 +7,12 @@ step and the text repeats a few words. With `order_temperature` tau > 0 the orde
 revealed are the top ones by log c + tau * g, g ~ Gumbel(0, 1) per position, which is drawing positions without
 replacement with probability proportional to c^(1/tau) (the Gumbel-top-k trick, Kool et al. 2019; MaskGIT's
 "choice temperature" adds the same noise). tau = 0 is the greedy order, tau -> infinity a uniformly random one.
+
+With `order="left"` every step reveals the first masked position of each run of masks instead: a blank (or a
+rewrite) is written left to right, reading the text on both sides, as an autoregressive model would write it but
+with the right context seen. With a `terminator` (PAD, which ends a variable-length blank or a seq2seq target), a
+run whose revealed token is the terminator is ended: its masked positions after it take the terminator too, so a
+blank of K positions that holds a 5-letter word costs 6 network calls, not K.
 """
 
 from __future__ import annotations
@@ -37,6 +43,8 @@ def sample_confidence(
     callback: Callable | None = None,
     threshold: float | None = None,
     order_temperature: float = 0.0,
+    order: str = "confidence",
+    terminator: int | None = None,
 ) -> torch.Tensor:
     """Unmask the most confident predictions each step.
 
@@ -48,12 +56,21 @@ def sample_confidence(
     Args: as `sample_ancestral`, plus `threshold`, and
         order_temperature: tau >= 0 of the sampled order (module docstring); 0, the default, reveals the most
             confident first. Applies to the count schedule, not to `threshold`.
+        order: "confidence" (the count schedule or `threshold`), or "left": the first masked position of each run
+            of masks every step (`steps` then caps the calls: the last step reveals everything left).
+        terminator: a token id that ends its run of masks when revealed (module docstring); None: none.
 
     Returns:
         int64 ids (B, L).
     """
     if order_temperature < 0:
         raise ValueError(f"order_temperature must be >= 0, got {order_temperature}")
+    if order not in ("confidence", "left"):
+        raise ValueError(f"order must be confidence or left, got {order!r}")
+    if order == "left" and threshold is not None:
+        raise ValueError(
+            "order left reveals one position per run of masks; it cannot go with threshold"
+        )
     if order_temperature > 0 and threshold is not None:
         raise ValueError(
             "order_temperature samples the count schedule's order; it cannot go with threshold"
@@ -100,6 +117,8 @@ def sample_confidence(
         n_masked = masked.sum(dim=1)  # (B,)
         if step == steps - 1:
             reveal = masked
+        elif order == "left":  # the first position of each run of masks
+            reveal = masked & ~torch.nn.functional.pad(masked[:, :-1], (1, 0), value=False)
         elif threshold is not None:
             best = confidence.amax(dim=1, keepdim=True)  # (B, 1)
             reveal = masked & ((confidence > threshold) | (confidence >= best))
@@ -121,7 +140,20 @@ def sample_confidence(
             )  # (B, L) 0 = first to reveal
             reveal = masked & (ranks < count[:, None])
         xs = keep_fixed(torch.where(reveal, tokens, xt), x_init, fixed)
+        if terminator is not None:
+            xs = _end_runs(xs, reveal & (xs == terminator), mask_id, terminator)
         if callback is not None:
             callback(step, times[step + 1], xs, logits)
         xt = xs
     return xt
+
+
+def _end_runs(x: torch.Tensor, ended: torch.Tensor, mask_id: int, terminator: int) -> torch.Tensor:
+    """x (B, L) with the masked positions that follow an `ended` position (B, L) in the same run of masks set to
+    `terminator`."""
+    while True:
+        follow = torch.nn.functional.pad(ended[:, :-1], (1, 0), value=False) & (x == mask_id)
+        if not follow.any():
+            return x
+        x = torch.where(follow, terminator, x)
+        ended = follow

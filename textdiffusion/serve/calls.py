@@ -103,7 +103,8 @@ class StyleRequest(Sampling):
     text: str
     to: str | None = None
     """Attribute models: the label to move the text to."""
-    strength: float = 0.3
+    strength: float | None = None
+    """How much may change (None: the model's default; see `textdiffusion style --help`)."""
     guidance: float = 2.0
 
 
@@ -282,7 +283,7 @@ def prepare_style(request: StyleRequest, model: ServedModel, limits: Limits):
                 f"to must be one of {', '.join(pipe.labels)} for {model.name}, got {request.to!r}"
             )
         attribute = dict(to=request.to, strength=request.strength, guidance=request.guidance)
-        if not 0 < request.strength <= 1:
+        if request.strength is not None and not 0 < request.strength <= 1:
             raise ServeError(f"strength must be in (0, 1], got {request.strength}")
         if not 0 < request.guidance <= 20:
             raise ServeError(f"guidance must be in (0, 20], got {request.guidance}")
@@ -290,6 +291,10 @@ def prepare_style(request: StyleRequest, model: ServedModel, limits: Limits):
         raise ServeError(
             f"{model.name} was trained on aligned pairs and has no labels: leave out to"
         )
+    elif pipe.gap:  # a source-start model
+        attribute = {} if request.strength is None else dict(strength=request.strength)
+        if request.strength is not None and not 0 <= request.strength <= 1:
+            raise ServeError(f"strength must be in [0, 1], got {request.strength}")
     else:
         attribute = {}
 

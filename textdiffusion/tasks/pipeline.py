@@ -44,6 +44,23 @@ class SuppressTokens(nn.Module):
         return self.model(xt, t, **kwargs) + self.bias
 
 
+class SuppressAt(nn.Module):
+    """Wraps a denoiser so that one token id is never predicted where `where` (B, L) is True (PAD at the first
+    position of a blank, at the source tokens of a canvas that may not lose them)."""
+
+    def __init__(self, model: nn.Module, where: torch.Tensor, token_id: int) -> None:
+        super().__init__()
+        self.model, self.config = model, model.config
+        self.where, self.token_id = where, token_id
+
+    def forward(self, xt, t=None, **kwargs):
+        logits = self.model(xt, t, **kwargs).clone()  # (B, L, V)
+        logits[..., self.token_id] = logits[..., self.token_id].masked_fill(
+            self.where, float("-inf")
+        )
+        return logits
+
+
 class ClassifierFreeGuidance(nn.Module):
     """Wraps a label-conditioned denoiser: log p(x | y) pushed away from the unlabelled log p(x),
     u + scale * (c - u) on log-probabilities (Ho & Salimans 2022). scale 1 is the conditional model; above 1 the
@@ -167,10 +184,12 @@ class DiffusionPipeline:
         attention_mask: torch.Tensor | None = None,
         callback: Callable | None = None,
         guidance: float | None = None,
+        terminator: int | None = None,
         **options: Any,
     ) -> SampleOutput:
         """Run the sampler with the model's saved defaults for every argument left as None. `guidance`: the
-        classifier-free guidance scale of a label-conditioned model (`cond.label`; None or 1: none).
+        classifier-free guidance scale of a label-conditioned model (`cond.label`; None or 1: none). `terminator`:
+        the token that ends a run of masks (PAD of a variable-length blank), for the confidence sampler.
         `options`: other `SampleConfig` fields (a sampler's knobs, `SAMPLER_OPTIONS`), e.g. eta=0.05."""
         unknown = sorted(set(options) - {f.name for f in dataclasses.fields(self.config.sample)})
         if unknown:
@@ -201,6 +220,8 @@ class DiffusionPipeline:
         )
         for name in SAMPLER_OPTIONS.get(settings.sampler, ()):
             kwargs[name] = getattr(settings, name)
+        if terminator is not None and settings.sampler == "confidence":
+            kwargs["terminator"] = terminator
         denoiser = self.denoiser
         if guidance is not None and guidance != 1.0:
             if not self.model.config.n_labels:
@@ -227,13 +248,29 @@ class DiffusionPipeline:
         attention_mask: torch.Tensor | None = None,
         generator: torch.Generator | None = None,
         callback: Callable | None = None,
+        no_pad: torch.Tensor | None = None,
         **sampling: Any,
     ) -> SampleOutput:
         """The reverse process that starts from the source (style and attribute transfer): x (B, L) holds the
         source, on a source-start model's canvas (data/edits.py) or as the text itself. Each round `detect(x)`
         returns the positions to rewrite (bool (B, L)) and the network calls it made; those of `editable` are masked
         and filled by the sampler, every other position kept. A round that picks nothing ends the process, so a
-        source with nothing to change comes back as it went in. `sampling`: as `sample`."""
+        source with nothing to change comes back as it went in. `no_pad`: bool (B, L) positions that may not
+        become PAD (a canvas's source tokens, when the rewrite may replace and insert but not delete), for the
+        detector and the sampler alike. `sampling`: as `sample`."""
+        denoiser = self.denoiser
+        if no_pad is not None:
+            self.denoiser = SuppressAt(denoiser, no_pad, self.tokenizer.pad_id)
+        try:
+            return self._refine(
+                x, editable, detect, rounds, cond, attention_mask, generator, callback, sampling
+            )
+        finally:
+            self.denoiser = denoiser
+
+    def _refine(
+        self, x, editable, detect, rounds, cond, attention_mask, generator, callback, sampling
+    ):
         calls, start = 0, time.perf_counter()
         for _ in range(rounds):
             picked, spent = detect(x)
@@ -255,15 +292,22 @@ class DiffusionPipeline:
         return SampleOutput(ids=x, seconds=time.perf_counter() - start, network_calls=calls)
 
     def keep_detector(
-        self, strength: float, *, cond: Any = None, attention_mask: torch.Tensor | None = None
+        self,
+        strength: float,
+        *,
+        cond: Any = None,
+        attention_mask: torch.Tensor | None = None,
     ) -> Callable[[torch.Tensor], tuple[torch.Tensor, int]]:
-        """`detect` of a source-start model: the positions whose current token the model, reading the whole
-        canvas, gives less than `strength` probability (0: none, so the output is the source; 1: nearly all)."""
+        """`detect` of a source-start model: the positions where the model, reading the whole canvas, prefers
+        another token to the current one with probability above 1 - `strength` (0: none, so the output is the
+        source; 1: wherever it prefers another)."""
 
         def detect(x: torch.Tensor) -> tuple[torch.Tensor, int]:
             logits = self.denoiser(x, None, cond=cond, attention_mask=attention_mask)
-            p = self.process.log_probs(logits).gather(-1, x[..., None])[..., 0].exp()  # (B, L)
-            return p < strength, 1
+            logp = self.process.log_probs(logits)  # (B, L, V)
+            best, choice = logp.max(dim=-1)  # (B, L)
+            picked = (choice != x) & (best.exp() > 1.0 - strength)
+            return picked, 1
 
         return detect
 

@@ -67,7 +67,9 @@ def test_a_source_start_model_learns_the_edits_and_keeps_the_rest(edit_dir):
     kept = ["the dog  ran to a mat ", "big house"]
     assert pipe(kept).texts == [k.strip() for k in kept]
     assert pipe(["the  cat sat"], strength=0.0).texts == ["the  cat sat"]
-    assert pipe(["the  cat sat"], strength=0.0).network_calls == 1  # the detector's read, no sampling
+    assert (
+        pipe(["the  cat sat"], strength=0.0).network_calls == 1
+    )  # the detector's read, no sampling
 
 
 def test_source_start_bad_input(edit_dir):
@@ -91,4 +93,6 @@ def test_edit_gap_is_for_aligned_pairs():
     with pytest.raises(CLIError, match="--edit-gap"):
         run_settings(TrainArgs(out="x", task="generate", edit_gap=2))
     with pytest.raises(CLIError, match="--edit-gap"):
-        run_settings(TrainArgs(out="x", task="style", edit_gap=2, data=DataConfig(labels=("a", "b"))))
+        run_settings(
+            TrainArgs(out="x", task="style", edit_gap=2, data=DataConfig(labels=("a", "b")))
+        )

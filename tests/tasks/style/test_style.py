@@ -174,9 +174,12 @@ def test_style_command(style_dir, tmp_path, capsys):
     main(["style", "--model", str(out), "--file", str(source), "--out", str(target)])
     assert target.read_text().split("\n")[1] == "" and target.read_text().count("\n") == 3
     assert "3 lines rewritten" in capsys.readouterr().err
+    # the default model is the shipped shakespeare-style; --strength 0 gives the input back byte for byte
+    main(["style", "Keep  this, exactly!", "--strength", "0"])
+    assert capsys.readouterr().out == "Keep  this, exactly!\n"
     with pytest.raises(SystemExit):
-        main(["style", "the cat"])
-    assert "--model is required" in capsys.readouterr().err
+        main(["style", "--model", str(out), "--strength", "0.5", "the cat"])
+    assert "--strength" in capsys.readouterr().err
 
 
 def test_style_run_resumes_with_its_length_rule(tmp_path):

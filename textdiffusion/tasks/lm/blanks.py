@@ -5,7 +5,9 @@ windows is rewritten that way (text before, span + (K - len(span)) PADs, text af
 the PADs are ordinary targets of the diffusion loss; at inference a blank becomes K masks, one sampling pass fills
 them and the PADs are dropped. A model noised only uniformly learns PAD from visible PADs beside it and never sees
 a whole blank masked in visible context (the state infilling starts from), so a share `mask_blanks` of the blanked
-windows has its blank slots masked whole, scored by their cross-entropy (training/objectives.py). This is the PAD-terminated variable-length target of the seq2seq tasks (DiffuSeq,
+windows has its blank slots masked whole, or from a random point of their text to the end (the states of a fill
+written left to right, which must learn to predict PAD right after a complete span), scored by their cross-entropy
+(training/objectives.py). This is the PAD-terminated variable-length target of the seq2seq tasks (DiffuSeq,
 Gong et al. 2023) placed inside running text; DreamOn (Wu et al. 2025) reaches the same end with expand/delete
 tokens instead of a fixed slot.
 """
@@ -143,8 +145,8 @@ class BlankStream:
         return blank_window(window, sorted(chosen), max_blank=self.max_blank, pad_id=self.pad_id)
 
     def next_batch(self) -> dict[str, np.ndarray]:
-        """This rank's batch: "target" int64 (b, seq_len), the windows; "blanks" bool (b, seq_len), the blank
-        slots to be masked whole."""
+        """This rank's batch: "target" int64 (b, seq_len), the windows; "blanks" bool (b, seq_len), the positions
+        masked whatever t: a blank slot whole, or from a random point of its text to its end."""
         batch = self.windows.next_batch()
         rng = self._rng()
         picked = rng.random(len(batch)) < self.blank_rate  # (b,)
@@ -154,7 +156,11 @@ class BlankStream:
             batch[row], slots = self.blank(batch[row], rng)
             if whole[row]:
                 for start, end in slots:
-                    blanks[row, start:end] = True
+                    # half whole, half from a point of the text on: the states of a left-to-right fill, whose
+                    # last is "the text so far, the rest masked", where PAD (the end) must be predicted
+                    n_text = int((batch[row, start:end] != self.pad_id).sum())
+                    cut = 0 if rng.random() < 0.5 else int(rng.integers(1, n_text + 1))
+                    blanks[row, start + cut : end] = True
         return {"target": batch, "blanks": blanks}
 
     def state_dict(self) -> dict[str, Any]:

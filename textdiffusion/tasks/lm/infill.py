@@ -23,6 +23,7 @@ from textdiffusion.evaluation.elbo import diffusion_nll
 from textdiffusion.tasks.pipeline import (
     DiffusionPipeline,
     InputError,
+    SuppressAt,
     SuppressTokens,
     check_text,
     tokenizer_coverage,
@@ -30,6 +31,11 @@ from textdiffusion.tasks.pipeline import (
 
 BLANK = re.compile(r"_{3,}")
 DEFAULT_CANDIDATES = (1, 2, 3, 4, 5, 6, 8, 10, 12, 16, 20, 24, 32)
+VARIABLE_ORDER = "left"
+VARIABLE_TEMPERATURE = 0.5
+"""The unmasking order and temperature of a variable-length blank's one pass: written left to right, a fill stops at
+its PAD (a call per token); at temperature 0.5 the judge reads the filled lines at 2.48 bits/char against 2.66 at 1.0
+(60 valid.txt lines, bench/infill_blanks.py)."""
 
 
 @dataclasses.dataclass
@@ -52,20 +58,6 @@ def split_blanks(text: str) -> tuple[list[str], int]:
     """The text between blanks (one more piece than blanks) and the number of blanks."""
     pieces = BLANK.split(text)
     return pieces, len(pieces) - 1
-
-
-class _NoPadAt(torch.nn.Module):
-    """Wraps a denoiser so that PAD is never predicted at some positions (the first of each blank's slot)."""
-
-    def __init__(self, model: torch.nn.Module, positions: list[int], *, pad_id: int) -> None:
-        super().__init__()
-        self.model, self.config = model, model.config
-        self.positions, self.pad_id = positions, pad_id
-
-    def forward(self, xt, t=None, **kwargs):
-        logits = self.model(xt, t, **kwargs).clone()  # (B, L, V)
-        logits[:, self.positions, self.pad_id] = float("-inf")
-        return logits
 
 
 class InfillPipeline(DiffusionPipeline):
@@ -247,8 +239,14 @@ class InfillPipeline(DiffusionPipeline):
                 pieces, n_blanks, candidates, samples=score_samples, seed=seed or 0
             )
         x_init, fixed = self._layout(pieces, lengths, slot=slot)
-        if variable and steps is None:
-            steps = min(self.config.sample.steps, sum(lengths))
+        if variable:
+            # written left to right, a blank ends where PAD is drawn: about as many calls as the fill has tokens
+            options.setdefault("order", VARIABLE_ORDER)
+            options["terminator"] = self.tokenizer.pad_id
+            temperature = VARIABLE_TEMPERATURE if temperature is None else temperature
+            if steps is None:
+                per_run = options["order"] == "left"  # one position of every blank per step
+                steps = min(self.config.sample.steps, max(lengths) if per_run else sum(lengths))
         denoiser = self.denoiser
         if K and not variable:
             self.denoiser = self._no_pad
@@ -259,7 +257,9 @@ class InfillPipeline(DiffusionPipeline):
                 pos += len(piece)
                 first.append(pos)
                 pos += slot
-            self.denoiser = _NoPadAt(denoiser, first, pad_id=self.tokenizer.pad_id)
+            where = torch.zeros(x_init.shape, dtype=torch.bool, device=self.device)
+            where[:, first] = True
+            self.denoiser = SuppressAt(denoiser, where, self.tokenizer.pad_id)
         try:
             out = self.sample(
                 tuple(x_init.shape),
