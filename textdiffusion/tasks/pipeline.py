@@ -258,37 +258,29 @@ class DiffusionPipeline:
         source with nothing to change comes back as it went in. `no_pad`: bool (B, L) positions that may not
         become PAD (a canvas's source tokens, when the rewrite may replace and insert but not delete), for the
         detector and the sampler alike. `sampling`: as `sample`."""
-        denoiser = self.denoiser
+        denoiser, calls, start = self.denoiser, 0, time.perf_counter()
         if no_pad is not None:
             self.denoiser = SuppressAt(denoiser, no_pad, self.tokenizer.pad_id)
         try:
-            return self._refine(
-                x, editable, detect, rounds, cond, attention_mask, generator, callback, sampling
-            )
+            for _ in range(rounds):
+                picked, spent = detect(x)
+                calls += spent
+                hide = picked & editable
+                if not hide.any():
+                    break
+                out = self.sample(
+                    tuple(x.shape),
+                    generator=generator,
+                    x_init=torch.where(hide, self.tokenizer.mask_id, x),
+                    fixed=~hide,
+                    cond=cond,
+                    attention_mask=attention_mask,
+                    callback=callback,
+                    **sampling,
+                )
+                x, calls = out.ids, calls + out.network_calls
         finally:
             self.denoiser = denoiser
-
-    def _refine(
-        self, x, editable, detect, rounds, cond, attention_mask, generator, callback, sampling
-    ):
-        calls, start = 0, time.perf_counter()
-        for _ in range(rounds):
-            picked, spent = detect(x)
-            calls += spent
-            hide = picked & editable
-            if not hide.any():
-                break
-            out = self.sample(
-                tuple(x.shape),
-                generator=generator,
-                x_init=torch.where(hide, self.tokenizer.mask_id, x),
-                fixed=~hide,
-                cond=cond,
-                attention_mask=attention_mask,
-                callback=callback,
-                **sampling,
-            )
-            x, calls = out.ids, calls + out.network_calls
         return SampleOutput(ids=x, seconds=time.perf_counter() - start, network_calls=calls)
 
     def keep_detector(

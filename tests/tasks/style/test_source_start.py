@@ -8,7 +8,7 @@ import random
 
 import pytest
 
-from tests.tasks.style.test_style import WORDS, write_pairs
+from tests.tasks.style.test_style import WORDS, train_toy
 
 
 def edit(source: str) -> str:
@@ -23,32 +23,11 @@ def toy_edits(n: int, seed: int = 0) -> list[tuple[str, str]]:
 
 @pytest.fixture(scope="module")
 def edit_dir(tmp_path_factory):
-    from textdiffusion.config import DataConfig, ModelConfig, StyleConfig, TrainConfig
-    from textdiffusion.training import train
+    from textdiffusion.config import StyleConfig
 
-    root = tmp_path_factory.mktemp("edits")
-    source, target = write_pairs(root, toy_edits(400))
-    out = root / "model"
-    result = train(
-        DataConfig(data=(str(source),), targets=(str(target),), valid_fraction=0.1),
-        TrainConfig(
-            steps=300,
-            batch_size=16,
-            lr=2e-3,
-            warmup_steps=20,
-            eval_every=300,
-            save_every=300,
-            log_every=100,
-            ema_decay=0.0,
-            device="cpu",
-        ),
-        out=out,
-        task="style",
-        task_config=StyleConfig(gap=2),
-        model=ModelConfig(n_layers=2, n_heads=2, dim=64, max_len=96),
-        progress=False,
+    return train_toy(
+        tmp_path_factory.mktemp("edits"), toy_edits(400), task_config=StyleConfig(gap=2)
     )
-    return out, result
 
 
 def test_a_source_start_model_learns_the_edits_and_keeps_the_rest(edit_dir):

@@ -29,14 +29,13 @@ def write_pairs(folder, pairs, name="train"):
     return source, target
 
 
-@pytest.fixture(scope="module")
-def style_dir(tmp_path_factory):
-    """A tiny style model trained for 300 steps (about 5 s) on 400 toy pairs."""
-    from textdiffusion.config import DataConfig, ModelConfig, SampleConfig, TrainConfig
+def train_toy(root, pairs, **settings):
+    """A tiny style model trained for 300 steps (about 5 s) on toy `pairs` written in `root`: (folder, result).
+    `settings`: more `train` arguments (sample, task_config)."""
+    from textdiffusion.config import DataConfig, ModelConfig, TrainConfig
     from textdiffusion.training import train
 
-    root = tmp_path_factory.mktemp("style")
-    source, target = write_pairs(root, toy_pairs(400))
+    source, target = write_pairs(root, pairs)
     out = root / "model"
     result = train(
         DataConfig(data=(str(source),), targets=(str(target),), valid_fraction=0.1),
@@ -54,10 +53,22 @@ def style_dir(tmp_path_factory):
         out=out,
         task="style",
         model=ModelConfig(n_layers=2, n_heads=2, dim=64, max_len=96),
-        sample=SampleConfig(sampler="confidence", steps=16, threshold=0.9, temperature=0.1),
         progress=False,
+        **settings,
     )
     return out, result
+
+
+@pytest.fixture(scope="module")
+def style_dir(tmp_path_factory):
+    """A tiny style model trained for 300 steps (about 5 s) on 400 toy pairs."""
+    from textdiffusion.config import SampleConfig
+
+    return train_toy(
+        tmp_path_factory.mktemp("style"),
+        toy_pairs(400),
+        sample=SampleConfig(sampler="confidence", steps=16, threshold=0.9, temperature=0.1),
+    )
 
 
 def test_read_line_pairs_aligns_files_and_says_what_is_wrong(tmp_path):

@@ -57,7 +57,7 @@ EDIT_ROUNDS = 1
 """Detect-and-rewrite rounds of a source-start model."""
 EDIT_DELETIONS = False
 """Whether a source-start model may drop source tokens. Loosely aligned pairs (a paraphrase) teach PAD as the most
-likely target of many content words, so rewrites with deletions lose them (dev BLEU below, bench/README.md)."""
+likely target of many content words, so rewrites with deletions lose them (a lower dev BLEU, bench/README.md "Style transfer")."""
 
 
 class StylePipeline(DiffusionPipeline):
